@@ -1,0 +1,1 @@
+"""vdata audit stage."""
