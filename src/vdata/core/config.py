@@ -46,7 +46,9 @@ def load_user_config(path: Path | None = None) -> UserConfig:
         )
     contribute = os.environ.get("VDATA_CONTRIBUTE", raw.get("contribute", "ask"))
     if contribute not in {"ask", "never"}:
-        raise UserError(f"contribute must be 'ask' or 'never', got {contribute!r} (config {path} or VDATA_CONTRIBUTE)")
+        raise UserError(
+            f"contribute must be 'ask' or 'never', got {contribute!r} (config {path} or VDATA_CONTRIBUTE)"
+        )
     donation = raw.get("donation_message", True)
     if "VDATA_DONATION_MESSAGE" in os.environ:
         donation = _truthy(os.environ["VDATA_DONATION_MESSAGE"])

@@ -69,8 +69,10 @@ def atomic_path(path: Path) -> Iterator[Path]:
 
 
 def _row_for_csv(d: dict[str, Any]) -> dict[str, Any]:
-    return {k: (json.dumps(d[k], ensure_ascii=False) if k in _JSON_FIELDS and d[k] is not None else d[k])
-            for k in RECORD_FIELDS}
+    return {
+        k: (json.dumps(d[k], ensure_ascii=False) if k in _JSON_FIELDS and d[k] is not None else d[k])
+        for k in RECORD_FIELDS
+    }
 
 
 def write_records(records: Iterable[Record], path: Path, fmt: str | None = None) -> int:

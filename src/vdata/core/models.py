@@ -88,9 +88,14 @@ def smollm2_checkpoint() -> Path:
 
 
 def is_adapter_dir(path: Path) -> bool:
-    return path.is_dir() and (path / "manifest.json").exists() and (
-        (path / "adapter_config.json").exists() or (path / "merged" / "config.json").exists()
-        or (path / "full" / "config.json").exists()
+    return (
+        path.is_dir()
+        and (path / "manifest.json").exists()
+        and (
+            (path / "adapter_config.json").exists()
+            or (path / "merged" / "config.json").exists()
+            or (path / "full" / "config.json").exists()
+        )
     )
 
 
@@ -128,7 +133,9 @@ def _load_tokenizer(path: str) -> Any:
     return AutoTokenizer.from_pretrained(path)
 
 
-def load_model(name: str = DEFAULT_MODEL, kind: ModelKind | None = None, dtype: str = "float32") -> LoadedModel:
+def load_model(
+    name: str = DEFAULT_MODEL, kind: ModelKind | None = None, dtype: str = "float32"
+) -> LoadedModel:
     """Load a model for inference (eval mode). Errors say what name was not found and what is accepted."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM
@@ -151,7 +158,11 @@ def load_model(name: str = DEFAULT_MODEL, kind: ModelKind | None = None, dtype: 
     model.eval()
     tok = _load_tokenizer(ckpt)
     return LoadedModel(
-        name=name, model=model, tokenizer=tok, kind=kind, checkpoint=ckpt,
+        name=name,
+        model=model,
+        tokenizer=tok,
+        kind=kind,
+        checkpoint=ckpt,
         provenance={"model": name, "checkpoint": ckpt, "model_sha256": checkpoint_hash(ckpt), "dtype": dtype},
     )
 
@@ -173,10 +184,14 @@ def _load_debiased(path: Path, dtype: str) -> LoadedModel:
     lm.model = PeftModel.from_pretrained(lm.model, str(path))
     lm.model.eval()
     lm.name = str(path)
-    lm.provenance.update({
-        "model": str(path), "base_model": base, "adapter_sha256": _dir_hash(path, ("adapter_model",)),
-        "debias_manifest": {k: manifest.get(k) for k in ("method", "objective", "seed", "data")},
-    })
+    lm.provenance.update(
+        {
+            "model": str(path),
+            "base_model": base,
+            "adapter_sha256": _dir_hash(path, ("adapter_model",)),
+            "debias_manifest": {k: manifest.get(k) for k in ("method", "objective", "seed", "data")},
+        }
+    )
     return lm
 
 

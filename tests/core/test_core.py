@@ -29,8 +29,16 @@ def test_validate_category() -> None:
 
 @pytest.mark.parametrize("ext", ["jsonl", "csv", "parquet"])
 def test_roundtrip_formats(tmp_path: Path, ext: str) -> None:
-    recs = [Record(text=f"Sentence {i} about a woman who is brave.", target="woman", attribute="brave",
-                   attributes={"tone": "calm"} if i else None, params={"t": 0.5}) for i in range(3)]
+    recs = [
+        Record(
+            text=f"Sentence {i} about a woman who is brave.",
+            target="woman",
+            attribute="brave",
+            attributes={"tone": "calm"} if i else None,
+            params={"t": 0.5},
+        )
+        for i in range(3)
+    ]
     p = tmp_path / f"out.{ext}"
     write_records(recs, p)
     assert read_records(p) == recs
