@@ -1,0 +1,1 @@
+"""`vdata run`: the whole loop (generate -> audit -> debias -> eval before/after) as fingerprinted steps."""
