@@ -1,0 +1,313 @@
+"""Client side of the public dataset server: `vdata push` and `vdata pull`.
+
+Push validates records locally first (the server's rules are the same `Record` model), sends them in
+batches with retries, and reports what was accepted, what was a duplicate and what was rejected and why.
+Pull streams pages (or one SQL result) into a temp file beside OUT and renames it over OUT only when
+everything arrived, so a failure mid-way never leaves a truncated OUT.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pydantic import ValidationError
+
+from vdata.core.errors import UserError
+from vdata.core.io import atomic_path, iter_raw_rows
+from vdata.core.records import RECORD_FIELDS, Record
+
+DEFAULT_BATCH = 500
+MAX_ATTEMPTS = 5
+PULL_PAGE = 5000
+# Columns of the public `records` view, in order; pull writes these for CSV.
+PUBLIC_COLUMNS: tuple[str, ...] = (
+    "id",
+    "text",
+    "target",
+    "attribute",
+    "category",
+    "strategy",
+    "provider",
+    "model",
+    "created_at",
+    "contributor",
+)
+
+
+class ServerUnreachable(UserError):
+    """The server could not be reached (connection refused, DNS, timeouts) after all retries."""
+
+
+def resolve_server(server: str | None) -> str:
+    """The server URL from --server, else env VDATA_SERVER, else the config file; UserError if none."""
+    if not server:
+        from vdata.core.config import load_user_config
+
+        server = load_user_config().server
+    if not server:
+        raise UserError(
+            'no server given; pass --server URL, set VDATA_SERVER, or add server = "URL" to the config file'
+        )
+    if not server.startswith(("http://", "https://")):
+        raise UserError(f"server URL {server!r} must start with http:// or https://")
+    return server.rstrip("/")
+
+
+@dataclass
+class PushReport:
+    accepted: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+    # (where, reason): `where` is "file:line" for local rejections, or the record id for server rejections.
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _retry_delay(response: httpx.Response | None, attempt: int) -> float:
+    if response is not None and "retry-after" in response.headers:
+        try:
+            return min(float(response.headers["retry-after"]), 60.0)
+        except ValueError:
+            pass
+    return min(0.5 * 2**attempt, 8.0)
+
+
+def _request_with_retries(
+    client: httpx.Client,
+    method: str,
+    url: str,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    **kwargs: Any,
+) -> httpx.Response:
+    """Send a request; retry connection errors, 429 and 5xx with backoff (honouring Retry-After)."""
+    last_error: Exception | None = None
+    for attempt in range(MAX_ATTEMPTS):
+        response: httpx.Response | None = None
+        try:
+            response = client.request(method, url, **kwargs)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.ReadTimeout, httpx.RemoteProtocolError) as e:
+            last_error = e
+        else:
+            if response.status_code != 429 and response.status_code < 500:
+                return response
+            last_error = None
+        if attempt + 1 < MAX_ATTEMPTS:
+            sleep(_retry_delay(response, attempt))
+    if last_error is not None:
+        raise ServerUnreachable(
+            f"cannot reach the vdata server at {client.base_url} ({type(last_error).__name__}: {last_error}); "
+            "check the URL (--server, VDATA_SERVER or the config file) and that the server is running"
+        )
+    assert response is not None
+    raise UserError(f"server at {client.base_url} kept answering {response.status_code}: {_reason(response)}")
+
+
+def _reason(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:300]
+    if isinstance(body, dict) and "detail" in body:
+        detail = body["detail"]
+        return detail if isinstance(detail, str) else json.dumps(detail)[:300]
+    return json.dumps(body)[:300]
+
+
+def _server_batch_limit(client: httpx.Client) -> int:
+    response = _request_with_retries(client, "GET", "/v1/")
+    if response.status_code == 200:
+        return int(response.json().get("limits", {}).get("batch_size", DEFAULT_BATCH))
+    return DEFAULT_BATCH
+
+
+def validate_rows(path: Path) -> tuple[list[Record], list[tuple[str, str]]]:
+    """Read FILE and validate every row as a Record; invalid rows are reported, not fatal."""
+    records: list[Record] = []
+    rejected: list[tuple[str, str]] = []
+    for line, row in iter_raw_rows(path):
+        if not isinstance(row, dict):
+            rejected.append((f"{path}:{line}", "not a JSON object"))
+            continue
+        clean = {k: v for k, v in row.items() if k in RECORD_FIELDS and v is not None and v != ""}
+        extra = sorted(set(row) - set(RECORD_FIELDS))
+        if extra:
+            rejected.append((f"{path}:{line}", f"unknown field(s) {extra}"))
+            continue
+        for key in ("attributes", "params"):
+            if isinstance(clean.get(key), str):
+                try:
+                    clean[key] = json.loads(clean[key])
+                except json.JSONDecodeError:
+                    rejected.append((f"{path}:{line}", f"{key} is not valid JSON"))
+                    break
+        else:
+            try:
+                records.append(Record(**clean))
+            except ValidationError as e:
+                first = e.errors()[0]
+                where = ".".join(str(p) for p in first["loc"]) or "record"
+                rejected.append((f"{path}:{line}", f"{where}: {first['msg']}"))
+    return records, rejected
+
+
+def push_records(
+    records: Sequence[Record],
+    server: str,
+    *,
+    contributor: str | None = None,
+    batch_size: int | None = None,
+    timeout: float = 30.0,
+    on_batch: Callable[[int], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> PushReport:
+    """PUT records to SERVER in batches. Records the server rejects are reported and the rest re-sent.
+
+    Raises ServerUnreachable when the server cannot be reached; records already sent stay on the server
+    (each batch is its own transaction, and re-sending is idempotent).
+    """
+    report = PushReport()
+    params = {"contributor": contributor} if contributor else {}
+    with httpx.Client(base_url=server, timeout=timeout) as client:
+        size = batch_size or min(DEFAULT_BATCH, _server_batch_limit(client))
+        for start in range(0, len(records), size):
+            batch = [r.to_dict() for r in records[start : start + size]]
+            while batch:
+                response = _request_with_retries(
+                    client, "PUT", "/v1/records", json=batch, params=params, sleep=sleep
+                )
+                if response.status_code == 200:
+                    body = response.json()
+                    report.accepted.extend(body["accepted"])
+                    report.duplicates.extend(body["duplicates"])
+                    break
+                if response.status_code == 422 and isinstance(response.json().get("errors"), list):
+                    # The server stored nothing; drop the records it named and send the rest again.
+                    bad = {e["index"]: e["reason"] for e in response.json()["errors"]}
+                    report.rejected.extend((batch[i].get("id", f"#{i}"), reason) for i, reason in bad.items())
+                    batch = [r for i, r in enumerate(batch) if i not in bad]
+                    continue
+                raise UserError(f"server refused the upload ({response.status_code}): {_reason(response)}")
+            if on_batch:
+                on_batch(min(start + size, len(records)))
+    return report
+
+
+# ---------------------------------------------------------------------------------------------- pull
+
+
+def _format_row_json(row: dict[str, Any]) -> str:
+    return json.dumps(row, ensure_ascii=False) + "\n"
+
+
+def _format_row_text(row: dict[str, Any]) -> str:
+    value = row["text"] if "text" in row else "\t".join("" if v is None else str(v) for v in row.values())
+    return str(value).replace("\r", " ").replace("\n", " ") + "\n"
+
+
+class _CsvWriter:
+    def __init__(self) -> None:
+        self.header_written = False
+
+    def __call__(self, row: dict[str, Any]) -> str:
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        if not self.header_written:
+            writer.writerow(list(row))
+            self.header_written = True
+        writer.writerow(["" if v is None else v for v in row.values()])
+        return buf.getvalue()
+
+
+def _iter_record_pages(
+    client: httpx.Client,
+    filters: dict[str, Any],
+    page_size: int,
+    on_page: Callable[[int], None] | None,
+    sleep: Callable[[float], None],
+) -> Iterator[dict[str, Any]]:
+    cursor: str | None = None
+    while True:
+        params: dict[str, Any] = {**filters, "limit": page_size, "format": "json"}
+        if cursor:
+            params["cursor"] = cursor
+        response = _request_with_retries(client, "GET", "/v1/records", params=params, sleep=sleep)
+        if response.status_code != 200:
+            raise UserError(f"server refused the pull ({response.status_code}): {_reason(response)}")
+        body = response.json()
+        yield from body["records"]
+        if on_page:
+            on_page(len(body["records"]))
+        cursor = body.get("next_cursor")
+        if not cursor:
+            return
+
+
+def _query_rows(client: httpx.Client, sql: str) -> tuple[list[dict[str, Any]], bool]:
+    """Run one read-only SQL query; returns its rows and whether the server cut them at its row limit."""
+    response = _request_with_retries(client, "GET", "/v1/query", params={"sql": sql, "format": "json"})
+    if response.status_code != 200:
+        raise UserError(f"server refused the query ({response.status_code}): {_reason(response)}")
+    body = response.json()
+    columns = body["columns"]
+    return [dict(zip(columns, values, strict=True)) for values in body["rows"]], bool(body.get("truncated"))
+
+
+@dataclass
+class PullResult:
+    rows: int
+    truncated: bool = False
+
+
+def pull(
+    out: Path,
+    server: str,
+    *,
+    fmt: str = "json",
+    sql: str | None = None,
+    categories: Iterable[str] = (),
+    strategy: str | None = None,
+    provider: str | None = None,
+    q: str | None = None,
+    page_size: int = PULL_PAGE,
+    timeout: float = 60.0,
+    on_page: Callable[[int], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> PullResult:
+    """Download approved records (or an SQL result) into OUT atomically."""
+    formatter: Callable[[dict[str, Any]], str]
+    if fmt == "json":
+        formatter = _format_row_json
+    elif fmt == "text":
+        formatter = _format_row_text
+    elif fmt == "csv":
+        formatter = _CsvWriter()
+    else:
+        raise UserError(f"unknown format {fmt!r}; use -j (JSON lines), -t (text) or -c (CSV)")
+    filters: dict[str, Any] = {}
+    if categories:
+        filters["category"] = list(categories)
+    for key, value in (("strategy", strategy), ("provider", provider), ("q", q)):
+        if value:
+            filters[key] = value
+    count = 0
+    truncated = False
+    with httpx.Client(base_url=server, timeout=timeout) as client, atomic_path(out) as tmp:
+        rows: Iterable[dict[str, Any]]
+        if sql:
+            rows, truncated = _query_rows(client, sql)
+        else:
+            rows = _iter_record_pages(client, filters, page_size, on_page, sleep)
+        with tmp.open("w", encoding="utf-8", newline="") as f:
+            for row in rows:
+                f.write(formatter(row))
+                count += 1
+            if count == 0 and fmt == "csv" and not sql:
+                f.write(",".join(PUBLIC_COLUMNS) + "\n")
+    return PullResult(count, truncated)
