@@ -1,0 +1,452 @@
+"""The generation engine: asks the provider until `count` valid unique records exist or a limit is hit.
+
+* asyncio with at most `concurrency` requests in flight; RPM/TPM token buckets; retries with
+  exponential backoff + jitter that honour Retry-After; a request failing after its retries is
+  recorded (summary: request_failed), not fatal.
+* Every reply is cached on disk before its records are journalled, so kill -9 at any moment loses
+  nothing: a rerun replays cached replies (free) and the journal (JSONL beside OUT, de-duplicated by
+  id) ends up with every record exactly once. The final OUT is written atomically from the journal.
+* Cost is reserved at worst case (prompt estimate + max_tokens) before a request is sent, so
+  `budget_usd` is never exceeded; the run stops cleanly when the next request might exceed it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from vdata.core.errors import UserError
+from vdata.core.io import JsonlJournal, check_writable, format_for, write_records
+from vdata.core.records import Record
+from vdata.generate.cache import ResponseCache, cache_key
+from vdata.generate.cost import Ledger, price_for
+from vdata.generate.options import GenOptions
+from vdata.generate.parse import DUPLICATE, REQUEST_FAILED
+from vdata.generate.providers import Provider, ProviderError, make_provider, resolve_api_key_for
+from vdata.generate.providers.base import Completion, redact
+from vdata.generate.ratelimit import TokenBucket, backoff_delay
+from vdata.generate.strategies import GenRequest, RunState, Strategy, get_strategy
+from vdata.generate.templates import Message, load_template, messages_sha256
+
+JOURNAL_FLUSH_S = 0.5
+JOURNAL_FLUSH_RECORDS = 256
+# Statuses that will not get better by asking again: stop the run instead of burning max_requests.
+FATAL_STATUSES = (400, 401, 403, 404)
+# Options that change which records a run produces; a partial run with different ones must not be resumed.
+_CONTENT_KEYS = (
+    "provider",
+    "model",
+    "base_url",
+    "strategy",
+    "categories",
+    "per_request",
+    "temperature",
+    "max_tokens",
+    "seed",
+    "prompts",
+    "terms",
+    "attributes",
+    "propose_attributes",
+    "strategy_options",
+    "backend",
+)
+
+
+@dataclass
+class Summary:
+    out: Path
+    wanted: int
+    records: int = 0
+    resumed: int = 0
+    drops: Counter[str] = field(default_factory=Counter)
+    requests: int = 0
+    cached: int = 0
+    failed: int = 0
+    retries: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float | None = 0.0
+    seconds: float = 0.0
+    stop_reason: str | None = None
+    errors: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def complete(self) -> bool:
+        return self.records >= self.wanted
+
+
+def journal_path(out: Path) -> Path:
+    return out.parent / f".{out.name}.journal.jsonl"
+
+
+def run_meta_path(out: Path) -> Path:
+    return out.parent / f".{out.name}.run.json"
+
+
+def options_fingerprint(options: GenOptions) -> str:
+    data = options.model_dump(mode="json", include=set(_CONTENT_KEYS))
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def estimate_prompt_tokens(messages: list[Message]) -> int:
+    # Conservative (over-)estimate: ~2 characters per token plus per-message overhead.
+    return sum(len(m["content"]) // 2 + 8 for m in messages)
+
+
+class Engine:
+    def __init__(
+        self,
+        options: GenOptions,
+        out: Path,
+        provider: Provider,
+        strategy: Strategy,
+        *,
+        api_key: str | None = None,
+        cache: ResponseCache | None = None,
+        on_progress: Callable[[Engine], None] | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self.options = options
+        self.out = out
+        self.provider = provider
+        self.strategy = strategy
+        self.api_key = api_key
+        self.cache = cache or ResponseCache(enabled=options.cache)
+        self.on_progress = on_progress
+        self.log = log or (lambda _msg: None)
+        self.identity = provider.identity()
+        self.ledger = Ledger(price_for(options), options.budget_usd)
+        rl = options.rate_limit
+        self.rpm = TokenBucket.per_minute(rl.rpm) if rl.rpm else None
+        self.tpm = TokenBucket.per_minute(rl.tpm) if rl.tpm else None
+        self.summary = Summary(out=out, wanted=options.count)
+        self.summary.cost_usd = 0.0 if self.ledger.price else None
+        self.accepted: list[Record] = []
+        self._pending: list[Record] = []
+        self._produced: set[str] = set()
+        self._journal_ids: set[str] = set()
+        self._consecutive_failures = 0
+        self._fatal: str | None = None
+        self.started = time.monotonic()
+
+    # -- one request, with cache, rate limits, retries and cost ---------------------------------------
+    def _params(self, max_tokens: int, seed: int) -> dict[str, Any]:
+        return {
+            "temperature": self.options.temperature,
+            "max_tokens": max_tokens,
+            "seed": seed,
+            "template": self.strategy.template.tag,
+        }
+
+    async def call(
+        self, messages: list[Message], sample: int | str, max_tokens: int, seed: int
+    ) -> Completion | None:
+        params = self._params(max_tokens, seed)
+        key = cache_key(self.identity, messages, params, sample)
+        hit = self.cache.get(key)
+        if hit is not None:
+            self.summary.cached += 1
+            return hit
+        estimate = estimate_prompt_tokens(messages)
+        worst = self.ledger.worst_case(estimate, max_tokens)
+        if not self.ledger.try_reserve(worst):
+            if self.summary.stop_reason is None:
+                self.summary.stop_reason = (
+                    f"budget reached: ${self.ledger.spent:.4f} spent of budget_usd ${self.options.budget_usd}; "
+                    "the next request could exceed it (raise budget_usd to continue; cached replies are free)"
+                )
+            return None
+        try:
+            for attempt in range(self.options.max_retries + 1):
+                if self.rpm:
+                    await self.rpm.acquire(1)
+                if self.tpm:
+                    await self.tpm.acquire(estimate + max_tokens)
+                self.summary.requests += 1
+                try:
+                    completion = await asyncio.wait_for(
+                        self.provider.complete(
+                            messages, temperature=self.options.temperature, max_tokens=max_tokens, seed=seed
+                        ),
+                        timeout=self.options.timeout_s,
+                    )
+                except (ProviderError, TimeoutError) as e:
+                    err = (
+                        e
+                        if isinstance(e, ProviderError)
+                        else ProviderError("request timed out", retryable=True)
+                    )
+                    if self.tpm:
+                        self.tpm.refund(estimate + max_tokens)
+                    label = f"HTTP {err.status}" if err.status else str(err).split(":")[0]
+                    self.summary.errors[label] += 1
+                    if err.status in FATAL_STATUSES:
+                        self._fatal = redact(str(err), self.api_key)
+                        return None
+                    if not err.retryable or attempt == self.options.max_retries:
+                        self.log(redact(f"request {sample} failed: {err}", self.api_key))
+                        return None
+                    self.summary.retries += 1
+                    await asyncio.sleep(backoff_delay(attempt, err.retry_after))
+                    continue
+                if self.tpm:
+                    self.tpm.refund(
+                        max(
+                            0, estimate + max_tokens - completion.prompt_tokens - completion.completion_tokens
+                        )
+                    )
+                cost = self.ledger.settle(worst, completion.prompt_tokens, completion.completion_tokens)
+                worst = 0.0
+                if self.summary.cost_usd is not None:
+                    self.summary.cost_usd += cost
+                self.summary.prompt_tokens += completion.prompt_tokens
+                self.summary.completion_tokens += completion.completion_tokens
+                self.cache.put(key, completion)
+                return completion
+            return None
+        finally:
+            if worst:
+                self.ledger.settle(worst, 0, 0)
+
+    async def ask(self, messages: list[Message], stage: str, max_tokens: int | None) -> str:
+        """For strategies' one-off stages; a failure returns '' (the strategy falls back to defaults)."""
+        completion = await self.call(
+            messages, f"prepare:{stage}", max_tokens or self.options.max_tokens or 256, self.options.seed
+        )
+        if completion is None:
+            self.summary.failed += 1
+            self.summary.drops[REQUEST_FAILED] += 1
+            if self._fatal:
+                raise UserError(f"the provider refused the request: {self._fatal}")
+        return completion.text if completion else ""
+
+    # -- records ----------------------------------------------------------------------------------
+    def _records_from(self, request: GenRequest, completion: Completion) -> list[Record]:
+        extraction = self.strategy.parse(completion.text, request)
+        self.summary.drops.update(extraction.drops)
+        out = []
+        prompt_sha = messages_sha256(request.messages)
+        params = self._params(
+            request.max_tokens or self.options.max_tokens or 0, self.options.seed + request.sample_index
+        )
+        params["per_request"] = self.options.per_request
+        for t in extraction.triples:
+            rec = Record(
+                text=t.text,
+                target=t.target,
+                attribute=t.attribute,
+                category=request.category,
+                strategy=self.strategy.name,
+                attributes=request.attributes,
+                provider=self.options.provider,
+                model=self.options.model or "",
+                prompt_sha256=prompt_sha,
+                params=params,
+            )
+            if rec.id in self._produced:
+                self.summary.drops[DUPLICATE] += 1
+                continue
+            self._produced.add(rec.id)
+            if rec.id in self._journal_ids:
+                continue  # a resumed run replaying a reply whose records were already journalled
+            out.append(rec)
+        return out
+
+    def _accept(self, records: list[Record]) -> None:
+        room = self.options.count - len(self.accepted)
+        take = records[: max(0, room)]
+        self.accepted.extend(take)
+        self._pending.extend(take)
+
+    # -- the run ----------------------------------------------------------------------------------
+    def _yield_estimate(self, completed: int) -> float:
+        new = len(self.accepted) - self.summary.resumed
+        if completed >= 4:
+            return max(new / completed, 0.05)
+        return max(1.0, (self.options.per_request or 1) / 2)
+
+    def _should_issue(self, state: RunState) -> bool:
+        if self._fatal or self.summary.stop_reason:
+            return False
+        need = self.options.count - len(self.accepted)
+        if need <= 0:
+            return False
+        if state.issued >= (self.options.max_requests or 0):
+            self.summary.stop_reason = (
+                f"stopped after {state.issued} requests (max_requests) with {len(self.accepted)} of "
+                f"{self.options.count} records; raise max_requests, or try another model or strategy"
+            )
+            return False
+        if self._consecutive_failures >= max(10, 2 * self.options.concurrency):
+            self.summary.stop_reason = (
+                f"{self._consecutive_failures} requests in a row failed after retries "
+                f"({', '.join(f'{k} x{v}' for k, v in self.summary.errors.most_common(3))}); check the provider"
+            )
+            return False
+        # Do not over-ask: requests in flight are expected to cover part of what is missing.
+        return state.in_flight * self._yield_estimate(state.completed) < need
+
+    async def _one(self, request: GenRequest) -> tuple[GenRequest, Completion | None]:
+        max_tokens = request.max_tokens or self.options.max_tokens or 256
+        seed = self.options.seed + request.sample_index
+        return request, await self.call(request.messages, request.sample_index, max_tokens, seed)
+
+    async def run(self, journal: JsonlJournal) -> Summary:
+        self._journal_ids = set(journal.ids)
+        resumed = journal.records() if journal.ids else []
+        self.accepted = resumed[: self.options.count]
+        self.summary.resumed = len(self.accepted)
+        await self.strategy.prepare(self.ask)
+        state = RunState(count=self.options.count, accepted=self.accepted)
+        in_flight: set[asyncio.Task[tuple[GenRequest, Completion | None]]] = set()
+        last_flush = time.monotonic()
+        try:
+            while True:
+                waiting_on_round = False
+                while len(in_flight) < self.options.concurrency and self._should_issue(state):
+                    batch = self.strategy.next_requests(state, self.options.concurrency - len(in_flight))
+                    if not batch:
+                        waiting_on_round = True
+                        break
+                    for request in batch:
+                        in_flight.add(asyncio.create_task(self._one(request)))
+                        state.issued += 1
+                    state.in_flight = len(in_flight)
+                if not in_flight:
+                    if (
+                        waiting_on_round
+                        and self.summary.stop_reason is None
+                        and len(self.accepted) < state.count
+                    ):
+                        self.summary.stop_reason = (
+                            f"strategy {self.strategy.name!r} has nothing more to ask "
+                            f"({len(self.accepted)} of {state.count} records)"
+                        )
+                    break
+                done, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    request, completion = task.result()
+                    state.completed += 1
+                    if completion is None:
+                        if self.summary.stop_reason and self.summary.stop_reason.startswith("budget"):
+                            continue  # not sent at all
+                        self.summary.failed += 1
+                        self.summary.drops[REQUEST_FAILED] += 1
+                        self._consecutive_failures += 1
+                        continue
+                    self._consecutive_failures = 0
+                    self._accept(self._records_from(request, completion))
+                state.in_flight = len(in_flight)
+                if waiting_on_round and not in_flight:
+                    state.round += 1
+                now = time.monotonic()
+                if len(self._pending) >= JOURNAL_FLUSH_RECORDS or now - last_flush >= JOURNAL_FLUSH_S:
+                    journal.append(self._pending)
+                    self._pending.clear()
+                    last_flush = now
+                if self.on_progress:
+                    self.on_progress(self)
+                if self._fatal:
+                    for task in in_flight:
+                        task.cancel()
+                    break
+        finally:
+            journal.append(self._pending)
+            self._pending.clear()
+        if self._fatal:
+            raise UserError(f"the provider refused the request: {self._fatal}")
+        self.summary.records = len(self.accepted)
+        self.summary.seconds = time.monotonic() - self.started
+        return self.summary
+
+
+def _contribute_hook() -> Callable[..., Any] | None:
+    try:
+        from vdata.server.contribute import after_generation
+    except ImportError:
+        return None
+    return after_generation
+
+
+def generate(
+    options: GenOptions,
+    out: Path,
+    *,
+    api_key: str | None = None,
+    quiet: bool = False,
+    console: Console | None = None,
+) -> Summary:
+    """Run `vdata gen`: validate everything that can fail before the first request, then generate."""
+    fmt = format_for(out, options.format)
+    check_writable(out)
+    key = resolve_api_key_for(options, api_key)
+    template = load_template(options.strategy, options.prompts)
+    strategy = get_strategy(options.strategy)(options, template, out_path=out)
+    price_for(options)  # an unknown price with a budget is an error now, not after the first request
+    journal_file, meta_file = journal_path(out), run_meta_path(out)
+    fingerprint = options_fingerprint(options)
+    if meta_file.exists() and journal_file.exists():
+        old = json.loads(meta_file.read_text(encoding="utf-8")).get("fingerprint")
+        if old != fingerprint:
+            raise UserError(
+                f"{journal_file} holds a partial run made with different options; rerun with the same options "
+                f"to resume it, or delete {journal_file} and {meta_file} to start afresh"
+            )
+    meta_file.write_text(
+        json.dumps(
+            {
+                "fingerprint": fingerprint,
+                "options": options.model_dump(mode="json", include=set(_CONTENT_KEYS)),
+            },
+            indent=2,
+        ),
+        encoding="utf-8",
+    )
+
+    console = console or Console(stderr=True)
+    provider = make_provider(options, key)
+    from vdata.generate.progress import GenProgress
+
+    progress = GenProgress(console, options.count, disabled=quiet)
+
+    async def _main() -> Summary:
+        engine = Engine(
+            options, out, provider, strategy, api_key=key, on_progress=progress.update, log=progress.log
+        )
+        try:
+            with JsonlJournal(journal_file) as journal, progress:
+                return await engine.run(journal)
+        finally:
+            await provider.aclose()
+
+    summary = asyncio.run(_main())
+    records = JsonlJournal(journal_file)
+    try:
+        final = records.records()[: options.count]
+    finally:
+        records.close()
+    write_records(final, out, fmt)
+    summary.records = len(final)
+    if summary.complete:
+        for p in (journal_file, meta_file):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(p)
+    if not quiet:
+        from vdata.generate.progress import print_summary
+
+        print_summary(Console(), summary)
+    hook = _contribute_hook()
+    if hook is not None and summary.records:
+        hook(out, final, quiet=quiet)
+    return summary
