@@ -152,7 +152,7 @@ class NearDuplicateIndex:
     Signatures are datasketch's "affine32" MinHash (its permutations, its MurmurHash3 pre-mix) with CRC-32
     shingle hashes, computed for a whole batch at once with numpy; the band/row split is datasketch's
     `MinHashLSH` optimum for the threshold. Like datasketch's LSHBloom, the index keeps only band hashes
-    (one 64-bit value per band per record), so it answers "was a similar record seen before?" in
+    (8 bytes per band per record), so it answers "was a similar record seen before?" in
     bounded memory per record. A test checks the signatures equal `datasketch.MinHash.update_batch`.
     """
 
@@ -161,12 +161,16 @@ class NearDuplicateIndex:
 
         template = MinHash(num_perm=num_perm, seed=seed, scheme="affine32")
         self.a, self.b = (np.asarray(x, dtype=np.uint32) for x in template.permutations)
-        lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+        # Dedup cares more about missed duplicates than about a few extra flags: weight false negatives higher.
+        lsh = MinHashLSH(threshold=threshold, num_perm=num_perm, weights=(0.3, 0.7))
         self.bands, self.rows = lsh.b, lsh.r
         self.shingle = shingle
         self.num_perm = num_perm
         self.threshold = threshold
-        self.seen: list[set[int]] = [set() for _ in range(self.bands)]
+        # Per band: a sorted array of band hashes (8 bytes each) plus a small set of recent ones.
+        self.sorted_bands: list[np.ndarray] = [np.empty(0, dtype=np.uint64) for _ in range(self.bands)]
+        self.recent: list[set[int]] = [set() for _ in range(self.bands)]
+        self.merge_at = 50_000
         rng = np.random.RandomState(seed)
         self._band_mix = rng.randint(1, 2**62, size=(self.rows,), dtype=np.int64).astype(
             np.uint64
@@ -197,20 +201,31 @@ class NearDuplicateIndex:
             return (used * self._band_mix).sum(axis=2, dtype=np.uint64)
 
     def check_and_add(self, token_lists: Sequence[Sequence[str]]) -> list[bool]:
-        """For each record in order: True if an earlier record (this batch included) is a near duplicate."""
+        """For each record in order: True if an earlier record (this batch included) is a near duplicate,
+        i.e. all rows of at least one band of their signatures agree."""
         if not token_lists:
             return []
-        bands = self.band_hashes(self.signatures(token_lists)).tolist()
+        bands = self.band_hashes(self.signatures(token_lists))
+        in_sorted = np.zeros(bands.shape, dtype=bool)
+        for j, arr in enumerate(self.sorted_bands):
+            if len(arr):
+                pos = np.searchsorted(arr, bands[:, j]).clip(max=len(arr) - 1)
+                in_sorted[:, j] = arr[pos] == bands[:, j]
         out: list[bool] = []
-        seen = self.seen
-        for row in bands:
+        recent = self.recent
+        for row, hits in zip(bands.tolist(), in_sorted.tolist(), strict=True):
             dup = False
             for j, h in enumerate(row):
-                if h in seen[j]:
+                if hits[j] or h in recent[j]:
                     dup = True
                 else:
-                    seen[j].add(h)
+                    recent[j].add(h)
             out.append(dup)
+        for j in range(self.bands):
+            if len(recent[j]) > max(self.merge_at, len(self.sorted_bands[j]) // 8):
+                fresh = np.fromiter(recent[j], dtype=np.uint64, count=len(recent[j]))
+                self.sorted_bands[j] = np.sort(np.concatenate([self.sorted_bands[j], fresh]), kind="stable")
+                recent[j] = set()
         return out
 
 

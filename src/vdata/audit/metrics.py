@@ -60,6 +60,8 @@ class HyperLogLog:
     def add(self, hashes: np.ndarray) -> None:
         if not len(hashes):
             return
+        with np.errstate(over="ignore"):
+            hashes = fmix64(hashes.astype(np.uint64))  # robust to inputs that are not uniform 64-bit values
         idx = (hashes >> np.uint64(64 - self.p)).astype(np.int64)
         rest_bits = 64 - self.p
         # Keep 50 bits so the float conversion below is exact; rank = leading zeros + 1.
