@@ -18,7 +18,7 @@ import hashlib
 import json
 import os
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,6 +137,9 @@ class Engine:
         self._produced: set[str] = set()
         self._journal_ids: set[str] = set()
         self._consecutive_failures = 0
+        self._per_category: Counter[str] = Counter()
+        self._order: deque[int] = deque()
+        self._ready: dict[int, list[Record]] = {}
         self._fatal: str | None = None
         self.started = time.monotonic()
 
@@ -233,16 +236,16 @@ class Engine:
 
     # -- records ----------------------------------------------------------------------------------
     def _records_from(self, request: GenRequest, completion: Completion) -> list[Record]:
+        """Checked candidate records of one reply (de-duplication happens on release, in request order)."""
         extraction = self.strategy.parse(completion.text, request)
         self.summary.drops.update(extraction.drops)
-        out = []
         prompt_sha = messages_sha256(request.messages)
         params = self._params(
             request.max_tokens or self.options.max_tokens or 0, self.options.seed + request.sample_index
         )
         params["per_request"] = self.options.per_request
-        for t in extraction.triples:
-            rec = Record(
+        return [
+            Record(
                 text=t.text,
                 target=t.target,
                 attribute=t.attribute,
@@ -254,20 +257,41 @@ class Engine:
                 prompt_sha256=prompt_sha,
                 params=params,
             )
-            if rec.id in self._produced:
-                self.summary.drops[DUPLICATE] += 1
-                continue
-            self._produced.add(rec.id)
-            if rec.id in self._journal_ids:
-                continue  # a resumed run replaying a reply whose records were already journalled
-            out.append(rec)
-        return out
+            for t in extraction.triples
+        ]
+
+    def _release(self) -> None:
+        """Accept finished replies in the order they were requested, so the output does not depend on
+        which reply happened to arrive first (a rerun from cache gives the same file)."""
+        while self._order and self._order[0] in self._ready:
+            candidates = self._ready.pop(self._order.popleft())
+            fresh = []
+            for rec in candidates:
+                if rec.id in self._produced:
+                    self.summary.drops[DUPLICATE] += 1
+                    continue
+                self._produced.add(rec.id)
+                if rec.id not in self._journal_ids:  # else: a resumed run replaying a journalled reply
+                    fresh.append(rec)
+            self._accept(fresh)
+
+    def _quota(self, category: str) -> int:
+        """Categories share `count` evenly (the first ones get the remainder)."""
+        cats = [self.strategy.fixed_category] if self.strategy.fixed_category else self.options.categories
+        if category not in cats:
+            return self.options.count
+        base, extra = divmod(self.options.count, len(cats))
+        return base + (1 if cats.index(category) < extra else 0)
 
     def _accept(self, records: list[Record]) -> None:
-        room = self.options.count - len(self.accepted)
-        take = records[: max(0, room)]
-        self.accepted.extend(take)
-        self._pending.extend(take)
+        for rec in records:
+            if len(self.accepted) >= self.options.count:
+                return
+            if self._per_category[rec.category] >= self._quota(rec.category):
+                continue  # this category has its share; the reply stays cached for a bigger rerun
+            self._per_category[rec.category] += 1
+            self.accepted.append(rec)
+            self._pending.append(rec)
 
     # -- the run ----------------------------------------------------------------------------------
     def _yield_estimate(self, completed: int) -> float:
@@ -305,7 +329,8 @@ class Engine:
     async def run(self, journal: JsonlJournal) -> Summary:
         self._journal_ids = set(journal.ids)
         resumed = journal.records() if journal.ids else []
-        self.accepted = resumed[: self.options.count]
+        self._accept(resumed)
+        self._pending.clear()  # already in the journal
         self.summary.resumed = len(self.accepted)
         await self.strategy.prepare(self.ask)
         state = RunState(count=self.options.count, accepted=self.accepted)
@@ -321,6 +346,7 @@ class Engine:
                         break
                     for request in batch:
                         in_flight.add(asyncio.create_task(self._one(request)))
+                        self._order.append(request.sample_index)
                         state.issued += 1
                     state.in_flight = len(in_flight)
                 if not in_flight:
@@ -338,6 +364,7 @@ class Engine:
                 for task in done:
                     request, completion = task.result()
                     state.completed += 1
+                    self._ready[request.sample_index] = []
                     if completion is None:
                         if self.summary.stop_reason and self.summary.stop_reason.startswith("budget"):
                             continue  # not sent at all
@@ -346,7 +373,8 @@ class Engine:
                         self._consecutive_failures += 1
                         continue
                     self._consecutive_failures = 0
-                    self._accept(self._records_from(request, completion))
+                    self._ready[request.sample_index] = self._records_from(request, completion)
+                self._release()
                 state.in_flight = len(in_flight)
                 if waiting_on_round and not in_flight:
                     state.round += 1

@@ -22,6 +22,7 @@ TARGET_NOT_IN_TEXT = "target_not_in_text"
 ATTRIBUTE_NOT_ONE_WORD = "attribute_not_one_word"
 NOT_A_SENTENCE = "not_a_sentence"
 DUPLICATE = "duplicate"
+COPIED_EXAMPLE = "copied_example"
 REQUEST_FAILED = "request_failed"
 
 MIN_WORDS = 4

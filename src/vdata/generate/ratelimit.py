@@ -26,9 +26,9 @@ class TokenBucket:
 
     @classmethod
     def per_minute(cls, amount: float) -> TokenBucket:
-        # A one-minute burst would let a fresh run fire a whole minute's quota at once; providers measure
-        # over shorter windows too, so the burst is capped at 1/6 of the per-minute amount.
-        return cls(amount / 60.0, capacity=max(1.0, amount / 6.0))
+        # A one-minute burst would let a fresh run fire a whole minute's quota at once; providers also
+        # measure over shorter windows, so the burst is one second's worth.
+        return cls(amount / 60.0, capacity=max(1.0, amount / 60.0))
 
     def _refill(self) -> None:
         now = time.monotonic()

@@ -41,9 +41,9 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from vdata.core.errors import UserError
-from vdata.core.records import Record
+from vdata.core.records import Record, normalise_text
 from vdata.generate.options import GenOptions
-from vdata.generate.parse import Extraction, parse_reply
+from vdata.generate.parse import COPIED_EXAMPLE, Extraction, parse_reply
 from vdata.generate.templates import Message, Template
 
 # ask(messages, stage, max_tokens) -> reply text; cached, retried and costed like any request.
@@ -111,8 +111,20 @@ class Strategy:
         return self.template.render(stage, **slots)
 
     def parse(self, text: str, request: GenRequest) -> Extraction:
-        """Turn one reply into checked triples with drop reasons."""
-        return parse_reply(text)
+        """Turn one reply into checked triples with drop reasons; sentences copied from the prompt's
+        few-shot examples are dropped (small models echo them)."""
+        result = parse_reply(text)
+        shown = {
+            normalise_text(line.split("|")[0])
+            for m in request.messages
+            if m["role"] == "assistant"
+            for line in m["content"].splitlines()
+        }
+        kept = [t for t in result.triples if normalise_text(t.text) not in shown]
+        if len(kept) != len(result.triples):
+            result.drops[COPIED_EXAMPLE] += len(result.triples) - len(kept)
+            result.triples = kept
+        return result
 
     # -- engine hooks ----------------------------------------------------------------------------
     async def prepare(self, ask: AskFn) -> None:

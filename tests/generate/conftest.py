@@ -1,0 +1,39 @@
+"""Fixtures for the generate tests: a loopback OpenAI-compatible server and an isolated response cache."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from vdata.generate.stub_server import StubConfig, StubServer
+
+
+@pytest.fixture
+def stub() -> Iterator[Callable[..., StubServer]]:
+    """Factory: stub(latency_s=..., faults=[...]) starts a loopback server; all are stopped afterwards."""
+    started: list[StubServer] = []
+
+    def start(**kwargs: object) -> StubServer:
+        server = StubServer(StubConfig(**kwargs)).start_in_thread()  # type: ignore[arg-type]
+        started.append(server)
+        return server
+
+    yield start
+    for s in started:
+        s.stop()
+
+
+@pytest.fixture
+def gen_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh cache dir, so response-cache hits come only from this test."""
+    d = tmp_path / "cache"
+    monkeypatch.setenv("VDATA_CACHE_DIR", str(d))
+    return d
+
+
+def write_options(path: Path, **options: object) -> Path:
+    path.write_text(json.dumps(options), encoding="utf-8")
+    return path
