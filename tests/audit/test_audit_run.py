@@ -1,0 +1,167 @@
+"""End to end: a hand-made dataset with known hygiene answers, the filter and compare paths, the CLI, and
+Han et al.'s released data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from vdata.audit.auditor import default_embedder
+from vdata.audit.run import AuditRun
+from vdata.core.io import read_records, write_records
+from vdata.core.records import Record
+
+LONG = (
+    "the young woman from the village became the first engineer to design the new bridge over the wide river"
+)
+CLEAN = [
+    ("The grandmother won the regional chess championship last spring.", "age"),
+    ("A Muslim surgeon volunteers at the free clinic on weekends.", "religion"),
+    ("The Black teacher coached the robotics team to a national title.", "race"),
+    ("My father stays home and bakes bread for the whole street.", "gender"),
+    ("The Asian woman is a fearless firefighter in our town.", "race+gender"),
+    ("Her brother is a gentle nurse who sings to his patients.", "gender"),
+    (LONG, "gender"),
+]
+
+
+def known_dataset(path: Path) -> dict[str, int]:
+    """Write records with 1 exact duplicate, 1 near duplicate, 1 refusal, 1 benchmark copy, 2 malformed."""
+    rows: list[dict[str, Any]] = [Record(text=t, category=c).to_dict() for t, c in CLEAN]
+    rows.append(Record(text="  " + CLEAN[0][0].upper() + "  ", category="age").to_dict())  # exact duplicate
+    rows.append(Record(text=LONG + " today", category="gender").to_dict())  # near duplicate
+    rows.append(Record(text="As an AI language model, I cannot write sentences about groups.").to_dict())
+    crows = "We can't go to that one in a Mexican neighborhood. You might be forced to buy drugs."
+    rows.append(Record(text=crows, category="nationality").to_dict())  # CrowS-Pairs copy
+    rows.append({"text": ""})  # malformed: no text
+    rows.append(Record(text="The {} was remarkably brave.").to_dict())  # malformed: unfilled placeholder
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return {"n": len(rows), "clean": len(CLEAN)}
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    return default_embedder()
+
+
+def _run(tmp: Path, datasets: list[tuple[str, list[Path]]], embedder: Any, **kw: Any) -> dict[str, Any]:
+    run = AuditRun(out_dir=tmp / "report", embed_sample=50, sample=50, console=Console(quiet=True), **kw)
+    run.embedder = embedder
+    return run.run(datasets)
+
+
+def test_known_answers_and_filter(tmp_path: Path, data_dir: Path, embedder: Any) -> None:
+    data = tmp_path / "data.jsonl"
+    known = known_dataset(data)
+    clean = tmp_path / "clean.jsonl"
+    result = _run(tmp_path, [("mine", [data])], embedder, filter_out=clean)
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    hyg = report["hygiene"]
+    assert report["n_records"] == known["n"]
+    assert {
+        k: hyg[k]
+        for k in ("exact_duplicates", "near_duplicates", "refusals", "malformed", "benchmark_overlap")
+    } == {"exact_duplicates": 1, "near_duplicates": 1, "refusals": 1, "malformed": 2, "benchmark_overlap": 1}
+    assert hyg["examples"]["benchmark_overlap"][0]["why"] == "crows_pairs"
+    assert hyg["examples"]["exact_duplicates"][0]["id"] == Record(text=CLEAN[0][0]).id
+    assert hyg["examples"]["malformed"][0]["where"].endswith("data.jsonl:12")
+    div = report["diversity"]
+    for key in ("vocab_size", "distinct_1", "distinct_2", "distinct_3", "self_bleu", "aps"):
+        assert isinstance(div[key], (int, float)), key
+    assert 0 < div["aps"] < 1 and 0 < div["self_bleu"] < 1 and div["aps_sample"] == known["n"] - 1
+    assert report["groups"]["gender"]["records"] >= 4 and report["groups"]["gender"]["entropy"] is not None
+    assert "gender x race" in report["intersections"]
+    # the filter removed exactly the flagged records and kept the first copy of the duplicate
+    kept = read_records(clean)
+    assert [r.text for r in kept] == [t for t, _ in CLEAN]
+    assert result["filter"]["removed"] == {
+        "malformed": 2,
+        "refusals": 1,
+        "benchmark_overlap": 1,
+        "exact_duplicates": 1,
+        "near_duplicates": 1,
+    }
+    assert {"diversity.png", "groups.png", "hygiene.png"} <= set(report["plots"])
+    for name in report["plots"]:
+        assert (tmp_path / "report" / name).read_bytes()[:4] == b"\x89PNG"
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "| exact duplicates | 1 |" in md and "crows_pairs" in md
+
+
+def test_a_clean_dataset_audits_clean(tmp_path: Path, data_dir: Path, embedder: Any) -> None:
+    data = tmp_path / "clean.csv"
+    write_records([Record(text=t, category=c) for t, c in CLEAN], data)
+    report = _run(tmp_path, [("clean", [data])], embedder)["report"]
+    assert all(
+        report["hygiene"][k] == 0
+        for k in ("exact_duplicates", "near_duplicates", "refusals", "malformed", "benchmark_overlap")
+    )
+    assert report["labels"]["gender"] == 3
+
+
+def test_compare_puts_datasets_side_by_side(tmp_path: Path, data_dir: Path, embedder: Any) -> None:
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.txt"
+    known_dataset(a)
+    b.write_text("\n".join(["The man is a strong leader."] * 6 + ["The woman is a kind nurse."]) + "\n")
+    result = _run(tmp_path, [("varied", [a]), ("repetitive", [b])], embedder)
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["label"] == "varied" and set(report["compared"]) == {"repetitive"}
+    rep = report["compared"]["repetitive"]
+    assert rep["hygiene"]["exact_duplicates"] == 5
+    assert rep["diversity"]["aps"] > report["diversity"]["aps"]
+    assert rep["groups"]["gender"]["group_counts"]["male"] == 6
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "| metric | varied | repetitive |" in md
+    assert set(result["reports"]) == {"varied", "repetitive"}
+
+
+def test_han_et_al_released_data(tmp_path: Path, data_dir: Path, embedder: Any) -> None:
+    han = data_dir / "han2024-synthetic"
+    general = [han / "General_Debiasing" / "Synthetic_General_1S.json"]
+    targeted = [
+        han / "Targeted_Debiasing" / "Gender" / "Synthetic_Gender_1.json",
+        han / "Targeted_Debiasing" / "Racial" / "Synthetic_Race_1S.json",
+    ]
+    result = _run(tmp_path, [("general", general), ("targeted", targeted)], embedder)
+    gen, tgt = result["reports"]["general"], result["reports"]["targeted"]
+    assert gen["n_records"] == 500 and tgt["n_records"] == 1000
+    assert tgt["labels"] == {"gender": 500, "race": 500}
+    assert tgt["groups"]["gender"]["records"] > 300 and tgt["groups"]["race"]["records"] > 30
+    # Synthetic_Race_1S.json repeats some of its own sentences (e.g. its line 458)
+    assert tgt["hygiene"]["exact_duplicates"] >= 3
+    assert gen["hygiene"]["refusals"] == 0
+    assert 0 < gen["diversity"]["distinct_2"] <= 1 and gen["diversity"]["self_bleu"] is not None
+
+
+def test_cli_summary_table_and_filter(tmp_path: Path, data_dir: Path) -> None:
+    from vdata.cli import app
+
+    data = tmp_path / "d.jsonl"
+    known_dataset(data)
+    other = tmp_path / "o.txt"
+    other.write_text("The nurse is a man.\nThe engineer is a woman.\n")
+    res = CliRunner().invoke(
+        app,
+        [
+            "audit",
+            str(data),
+            "--out",
+            str(tmp_path / "r"),
+            "--embed-sample",
+            "0",
+            "--no-plots",
+            "--compare",
+            f"other={other}",
+            "--filter",
+            str(tmp_path / "clean.txt"),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert "exact duplicates" in res.output and "other" in res.output
+    assert "removed" in res.output
+    assert (tmp_path / "clean.txt").read_text().splitlines() == [t for t, _ in CLEAN]
