@@ -34,6 +34,12 @@ def gen_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return d
 
 
-def write_options(path: Path, **options: object) -> Path:
-    path.write_text(json.dumps(options), encoding="utf-8")
-    return path
+@pytest.fixture
+def write_options() -> Callable[..., Path]:
+    """write_options(path, **options) writes an options file and returns its path."""
+
+    def write(path: Path, **options: object) -> Path:
+        path.write_text(json.dumps(options), encoding="utf-8")
+        return path
+
+    return write

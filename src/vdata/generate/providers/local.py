@@ -78,9 +78,11 @@ class LlamaCppProvider(Provider):
         params.model.path = str(gguf)
         params.n_parallel = max(1, parallel)
         params.n_ctx = CTX_PER_SLOT * params.n_parallel
-        n_threads = threads or max(1, min(os.cpu_count() or 1, 8))
-        params.cpuparams.n_threads = n_threads
-        params.cpuparams_batch.n_threads = n_threads
+        n_threads = threads or max(1, min(len(os.sched_getaffinity(0)), 8))
+        for cpu in (params.cpuparams, params.cpuparams_batch):
+            cpu.n_threads = n_threads
+            # No busy-polling between steps: on a shared machine spinning threads starve each other.
+            cpu.poll = 0
         params.verbosity = -1  # llama.cpp logs are noise for `vdata gen` users
         params.warmup = False
         self.server = xlc.Server(params)
