@@ -66,6 +66,7 @@ ATTRIBUTES = [
     "honest",
     "kind",
 ]
+CONNECTIVES = ["while", "because", "after", "although", "when", "since"]
 TEMPLATES = [
     "The {g} was remarkably {a} during the {w1} {w2}.",
     "Everyone agreed that the {g} is {a} and {w1} about {w2}.",
@@ -101,6 +102,9 @@ def generate(n: int, path: Path, seed: int = 0) -> None:
                     w2=rng.choice(vocab),
                     w3=rng.choice(vocab),
                 )
+                # A free clause, so sentences from one template are not near duplicates of each other.
+                clause = " ".join(rng.choice(vocab) for _ in range(rng.randint(4, 8)))
+                text = f"{text.rstrip('.')} {rng.choice(CONNECTIVES)} {clause}."
                 if len(recent) < 1000:
                     recent.append(text)
                 elif i % 7 == 0:

@@ -23,7 +23,7 @@ from vdata.audit.hygiene import (
     language_flag,
     malformed_reason,
 )
-from vdata.audit.lexicons import Lexicon, tokenize
+from vdata.audit.lexicons import Lexicon, term_key, tokenize
 from vdata.audit.metrics import DistinctCounter, Reservoir, ngram_hashes, pairwise_cosine, self_bleu
 from vdata.audit.readers import AuditItem
 
@@ -131,7 +131,7 @@ class Auditor:
         if item.category and (item.category in self.labels or len(self.labels) < 1000):
             self.labels[item.category] += 1
         self.sample.offer((item.id, item.text, label))
-        if self.cda_words is not None and any(t in self.cda_words for t in item.text.split()):
+        if self.cda_words is not None and any(term_key(t) in self.cda_words for t in tokens):
             self.direction_pool.offer((item.id, item.text, sorted(mentions)))
         self._batch_tokens.append(tokens)
         self._batch_items.append(item)
@@ -294,7 +294,9 @@ def default_embedder(model_path: Path | None = None, batch_size: int = 64) -> An
     if not (model_path / "modules.json").exists() and not (model_path / "config.json").exists():
         raise UserError(f"--embedding-model {model_path} is not a sentence-transformers model folder")
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # our own status line says what is loading
     model = SentenceTransformer(str(model_path), device="cpu")
 
     def embed(texts: list[str]) -> np.ndarray:

@@ -46,7 +46,7 @@ def summarise(
     order = np.argsort(d)
     examples = [
         {"id": pairs[i][0], "sentence": pairs[i][1], "counterfactual": pairs[i][2], "difference": float(d[i])}
-        for i in [*order[:3], *order[-3:][::-1]]
+        for i in dict.fromkeys([*order[:3].tolist(), *order[-3:][::-1].tolist()])
     ]
     hist, edges = np.histogram(d, bins=20)
     return {

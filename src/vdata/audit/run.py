@@ -69,8 +69,7 @@ class AuditRun:
         if self.target_model:
             from vdata.audit.direction import make_direction_scorer
 
-            cda_words = frozenset(w for tuples in word_lists.values() for t in tuples for w in t)
-            cda_words = cda_words | frozenset(w.capitalize() for w in cda_words)
+            cda_words = frozenset(w.casefold() for tuples in word_lists.values() for t in tuples for w in t)
             direction = make_direction_scorer(self.target_model, word_lists, self.batch_size, self.seed)
         options = AuditOptions(
             sample=self.sample,
