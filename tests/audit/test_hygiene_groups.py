@@ -11,6 +11,7 @@ from datasketch import MinHash
 from vdata.audit.groups import AttributeCoverage, GroupStats
 from vdata.audit.hygiene import (
     BenchmarkIndex,
+    HashSet64,
     NearDuplicateIndex,
     RefusalMatcher,
     language_flag,
@@ -171,9 +172,23 @@ def test_near_duplicate_index_gives_same_answers_after_compaction() -> None:
     sents += [[*s, "again"] for s in sents[:50]]  # near duplicates of earlier ones
     plain = NearDuplicateIndex()
     compacting = NearDuplicateIndex()
-    compacting.merge_at = 10  # move band hashes into the sorted arrays after every small batch
+    for band_set in compacting.band_sets:
+        band_set.merge_at = 10  # move band hashes into the sorted arrays after every small batch
     expected = plain.check_and_add(sents)
     got = [flag for i in range(0, len(sents), 16) for flag in compacting.check_and_add(sents[i : i + 16])]
     assert got == expected
     assert sum(got[300:]) >= 45
-    assert any(len(a) for a in compacting.sorted_bands)
+    assert all(len(b.sorted) for b in compacting.band_sets)
+
+
+def test_hash_set_64() -> None:
+    hs = HashSet64(merge_at=3)
+    assert hs.check_and_add(np.array([5, 7, 5, 9], dtype=np.uint64)).tolist() == [False, False, True, False]
+    assert len(hs.sorted) == 3 and not hs.recent  # folded into the sorted array
+    assert hs.check_and_add(np.array([9, 1, 1, 2**64 - 1], dtype=np.uint64)).tolist() == [
+        True,
+        False,
+        True,
+        False,
+    ]
+    assert len(hs) == 5

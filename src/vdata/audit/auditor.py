@@ -18,6 +18,7 @@ import numpy as np
 from vdata.audit.groups import AttributeCoverage, GroupStats
 from vdata.audit.hygiene import (
     BenchmarkIndex,
+    HashSet64,
     NearDuplicateIndex,
     RefusalMatcher,
     language_flag,
@@ -80,7 +81,7 @@ class Auditor:
         self.n_tokens = 0
         self.n_records = 0
         self.n_texts = 0
-        self.seen_ids: set[int] = set()
+        self.seen_texts = HashSet64()
         self.reasons = bytearray()
         self.counts: Counter[str] = Counter()
         self.examples: dict[str, list[dict[str, str]]] = {k: [] for k in HYGIENE_KEYS}
@@ -93,7 +94,7 @@ class Auditor:
         self.direction_pool = Reservoir(self.opts.direction_sample, self.opts.seed + 1)
         self._batch_tokens: list[list[str]] = []
         self._batch_items: list[AuditItem] = []
-        self._near_candidates: list[int] = []
+        self._batch_keys: list[int] = []
 
     # ---- streaming pass -------------------------------------------------------------------------
     def add(self, item: AuditItem) -> None:
@@ -117,12 +118,8 @@ class Auditor:
         lang = language_flag(item.text, tokens, self.opts.language)
         if lang:
             self._flag(item, "other_language", None, lang)
-        key = int(item.id, 16) if item.id else hash(item.text)
-        is_exact_dup = key in self.seen_ids
-        if is_exact_dup:
-            self._flag(item, "exact_duplicates", EXACT_DUP, "")
-        else:
-            self.seen_ids.add(key)
+        # Exact duplicates are decided per batch in _flush (8 bytes per distinct text, see HashSet64).
+        self._batch_keys.append(int(item.id, 16) if item.id else hash(item.text) & 0xFFFFFFFFFFFFFFFF)
         mentions = self.groups.add(tokens, item.attribute)
         self.attributes.add(item.attributes)
         label = item.category or (
@@ -135,7 +132,6 @@ class Auditor:
             self.direction_pool.offer((item.id, item.text, sorted(mentions)))
         self._batch_tokens.append(tokens)
         self._batch_items.append(item)
-        self._near_candidates.append(0 if is_exact_dup else 1)
         if len(self._batch_tokens) >= self.opts.batch_size:
             self._flush()
 
@@ -174,12 +170,16 @@ class Auditor:
         start_arr = np.asarray(starts, dtype=np.int64)
         for n, counter in self.distinct.items():
             counter.add(ngram_hashes(arr, start_arr, n))
-        candidates = [k for k, c in enumerate(self._near_candidates) if c]
+        exact = self.seen_texts.check_and_add(np.asarray(self._batch_keys, dtype=np.uint64)).tolist()
+        for k, is_dup in enumerate(exact):
+            if is_dup:
+                self._flag(items[k], "exact_duplicates", EXACT_DUP, "")
+        candidates = [k for k, is_dup in enumerate(exact) if not is_dup]
         near = self.near.check_and_add([tokens[k] for k in candidates])
         for k, is_near in zip(candidates, near, strict=True):
             if is_near:
                 self._flag(items[k], "near_duplicates", NEAR_DUP, "")
-        self._batch_tokens, self._batch_items, self._near_candidates = [], [], []
+        self._batch_tokens, self._batch_items, self._batch_keys = [], [], []
 
     # ---- finishing ------------------------------------------------------------------------------
     def finish(

@@ -152,7 +152,7 @@ class NearDuplicateIndex:
     Signatures are datasketch's "affine32" MinHash (its permutations, its MurmurHash3 pre-mix) with CRC-32
     shingle hashes, computed for a whole batch at once with numpy; the band/row split is datasketch's
     `MinHashLSH` optimum for the threshold. Like datasketch's LSHBloom, the index keeps only band hashes
-    (8 bytes per band per record), so it answers "was a similar record seen before?" in
+    (`HashSet64`: 8 bytes per band per record), so it answers "was a similar record seen before?" in
     bounded memory per record. A test checks the signatures equal `datasketch.MinHash.update_batch`.
     """
 
@@ -167,10 +167,7 @@ class NearDuplicateIndex:
         self.shingle = shingle
         self.num_perm = num_perm
         self.threshold = threshold
-        # Per band: a sorted array of band hashes (8 bytes each) plus a small set of recent ones.
-        self.sorted_bands: list[np.ndarray] = [np.empty(0, dtype=np.uint64) for _ in range(self.bands)]
-        self.recent: list[set[int]] = [set() for _ in range(self.bands)]
-        self.merge_at = 50_000
+        self.band_sets = [HashSet64() for _ in range(self.bands)]
         rng = np.random.RandomState(seed)
         self._band_mix = rng.randint(1, 2**62, size=(self.rows,), dtype=np.int64).astype(
             np.uint64
@@ -206,26 +203,43 @@ class NearDuplicateIndex:
         if not token_lists:
             return []
         bands = self.band_hashes(self.signatures(token_lists))
-        in_sorted = np.zeros(bands.shape, dtype=bool)
-        for j, arr in enumerate(self.sorted_bands):
-            if len(arr):
-                pos = np.searchsorted(arr, bands[:, j]).clip(max=len(arr) - 1)
-                in_sorted[:, j] = arr[pos] == bands[:, j]
-        out: list[bool] = []
+        seen = np.zeros(len(bands), dtype=bool)
+        for j, band_set in enumerate(self.band_sets):
+            seen |= band_set.check_and_add(bands[:, j])
+        return seen.tolist()
+
+
+class HashSet64:
+    """A set of 64-bit hashes in 8 bytes each: a sorted numpy array plus a small set of recent additions,
+    folded into the array when it grows past `merge_at` or 1/8 of the array (amortised O(n log n))."""
+
+    def __init__(self, merge_at: int = 50_000) -> None:
+        self.sorted = np.empty(0, dtype=np.uint64)
+        self.recent: set[int] = set()
+        self.merge_at = merge_at
+
+    def __len__(self) -> int:
+        return len(self.sorted) + len(self.recent)
+
+    def check_and_add(self, values: np.ndarray) -> np.ndarray:
+        """For each value in order: was it already present (earlier in `values` included)? Adds them all."""
+        values = np.asarray(values, dtype=np.uint64)
+        out = np.zeros(len(values), dtype=bool)
+        if len(self.sorted):
+            pos = np.searchsorted(self.sorted, values).clip(max=len(self.sorted) - 1)
+            out = self.sorted[pos] == values
         recent = self.recent
-        for row, hits in zip(bands.tolist(), in_sorted.tolist(), strict=True):
-            dup = False
-            for j, h in enumerate(row):
-                if hits[j] or h in recent[j]:
-                    dup = True
-                else:
-                    recent[j].add(h)
-            out.append(dup)
-        for j in range(self.bands):
-            if len(recent[j]) > max(self.merge_at, len(self.sorted_bands[j]) // 8):
-                fresh = np.fromiter(recent[j], dtype=np.uint64, count=len(recent[j]))
-                self.sorted_bands[j] = np.sort(np.concatenate([self.sorted_bands[j], fresh]), kind="stable")
-                recent[j] = set()
+        for k, v in enumerate(values.tolist()):
+            if out[k]:
+                continue
+            if v in recent:
+                out[k] = True
+            else:
+                recent.add(v)
+        if len(recent) >= max(self.merge_at, len(self.sorted) // 8):
+            fresh = np.fromiter(recent, dtype=np.uint64, count=len(recent))
+            self.sorted = np.sort(np.concatenate([self.sorted, fresh]))
+            self.recent = set()
         return out
 
 
