@@ -68,6 +68,8 @@ def test_known_answers_and_filter(tmp_path: Path, data_dir: Path, embedder: Any)
         for k in ("exact_duplicates", "near_duplicates", "refusals", "malformed", "benchmark_overlap")
     } == {"exact_duplicates": 1, "near_duplicates": 1, "refusals": 1, "malformed": 2, "benchmark_overlap": 1}
     assert hyg["examples"]["benchmark_overlap"][0]["why"] == "crows_pairs"
+    refusal = "As an AI language model, I cannot write sentences about groups."
+    assert hyg["refusals_ids"] == [Record(text=refusal).id]
     assert hyg["examples"]["exact_duplicates"][0]["id"] == Record(text=CLEAN[0][0]).id
     assert hyg["examples"]["malformed"][0]["where"].endswith("data.jsonl:12")
     div = report["diversity"]

@@ -250,7 +250,10 @@ class Auditor:
         return counter.count() / counter.total if counter.total else None
 
     def _hygiene(self) -> dict[str, Any]:
-        out: dict[str, Any] = {k: int(self.counts.get(k, 0)) for k in HYGIENE_KEYS}
+        out: dict[str, Any] = {}
+        for k in HYGIENE_KEYS:
+            out[k] = int(self.counts.get(k, 0))
+            out[f"{k}_ids"] = [ex["id"] for ex in self.examples[k]]
         out["examples"] = self.examples
         out["breakdown"] = {k: dict(v.most_common(20)) for k, v in self.detail.items() if v}
         if self.benchmarks is not None:
