@@ -95,6 +95,7 @@ def is_adapter_dir(path: Path) -> bool:
             (path / "adapter_config.json").exists()
             or (path / "merged" / "config.json").exists()
             or (path / "full" / "config.json").exists()
+            or (path / "bottleneck_config.json").exists()
         )
     )
 
@@ -178,17 +179,22 @@ def _load_debiased(path: Path, dtype: str) -> LoadedModel:
             lm.name = str(path)
             lm.provenance.update({"model": str(path), "base_model": base, "debias_manifest": manifest})
             return lm
-    from peft import PeftModel
-
     lm = load_model(base, kind=manifest.get("model_kind"), dtype=dtype)
-    lm.model = PeftModel.from_pretrained(lm.model, str(path))
+    if (path / "bottleneck_config.json").exists():  # vdata's own Pfeiffer adapter (peft has none)
+        from vdata.debias.bottleneck import load_bottleneck
+
+        load_bottleneck(lm.model, path)
+    else:
+        from peft import PeftModel
+
+        lm.model = PeftModel.from_pretrained(lm.model, str(path))
     lm.model.eval()
     lm.name = str(path)
     lm.provenance.update(
         {
             "model": str(path),
             "base_model": base,
-            "adapter_sha256": _dir_hash(path, ("adapter_model",)),
+            "adapter_sha256": _dir_hash(path, ("adapter_model", "bottleneck_adapter")),
             "debias_manifest": {k: manifest.get(k) for k in ("method", "objective", "seed", "data")},
         }
     )
