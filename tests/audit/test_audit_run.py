@@ -97,8 +97,17 @@ def test_known_answers_and_filter(tmp_path: Path, data_dir: Path, embedder: Any)
 
 def test_a_clean_dataset_audits_clean(tmp_path: Path, data_dir: Path, embedder: Any) -> None:
     data = tmp_path / "clean.csv"
-    write_records([Record(text=t, category=c) for t, c in CLEAN], data)
+    styles = ["formal", "casual", "formal", "formal", "casual", "formal", "formal"]
+    write_records(
+        [
+            Record(text=t, category=c, attributes={"style": s})
+            for (t, c), s in zip(CLEAN, styles, strict=True)
+        ],
+        data,
+    )
     report = _run(tmp_path, [("clean", [data])], embedder)["report"]
+    cov = report["attribute_coverage"]
+    assert cov["records"] == 7 and cov["keys"]["style"]["counts"] == {"formal": 5, "casual": 2}
     assert all(
         report["hygiene"][k] == 0
         for k in ("exact_duplicates", "near_duplicates", "refusals", "malformed", "benchmark_overlap")
