@@ -43,10 +43,14 @@ class RefusalMatcher:
             for kind in ("refusals", "meta")
             for p in pats[kind]
         ]
+        # One combined search first: almost every sentence matches none of the rules.
+        self.any_rule = re.compile("|".join(f"(?:{rx.pattern})" for _, _, rx in self.rules), re.IGNORECASE)
 
     def match(self, text: str) -> str | None:
         """The rule name ("refusals/as-an-ai") of the first pattern found, or None."""
         t = text.strip()
+        if not self.any_rule.search(t):
+            return None
         for kind, name, rx in self.rules:
             if rx.search(t):
                 return f"{kind}/{name}"

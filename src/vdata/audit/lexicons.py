@@ -40,6 +40,8 @@ def tokenize(text: str) -> list[str]:
 
 def term_key(token: str) -> str:
     """A token as looked up in the lexicon: possessive 's dropped ("women's" -> "women")."""
+    if "'" not in token and "’" not in token:  # fast path: most tokens have no apostrophe
+        return token
     return _POSSESSIVE.sub("", token)
 
 
