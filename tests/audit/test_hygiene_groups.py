@@ -31,7 +31,9 @@ from vdata.audit.metrics import normalised_entropy
         ("I hope these help with your dataset.", "meta/hope-helps"),
         ("S1: The nurse fixed the engine.", "meta/format-marker"),
         ("The woman is a brilliant engineer.", None),
-        ("I cannot believe how kind the old man was.", "refusals/i-cannot"),
+        ("I cannot believe how kind the old man was.", None),
+        ("I can't wait to meet the new engineer.", None),
+        ("I cannot generate sentences that single out a religion.", "refusals/i-cannot"),
     ],
 )
 def test_refusals_and_meta_text(text: str, expected: str | None) -> None:
