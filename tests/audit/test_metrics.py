@@ -12,6 +12,7 @@ from vdata.audit.metrics import (
     DistinctCounter,
     HyperLogLog,
     Reservoir,
+    distinct_n,
     ngram_hashes,
     normalised_entropy,
     pairwise_cosine,
@@ -129,3 +130,10 @@ def test_reservoir_is_seeded_and_bounded() -> None:
         b.offer(i)
     assert a.items == b.items and len(a.items) == 10 and a.seen == 1000
     assert sorted(a.shuffled()) == sorted(a.items)
+
+
+def test_distinct_n_small() -> None:
+    sents = [["a", "b", "a", "b"], ["a", "b"]]
+    assert distinct_n(sents, 1) == pytest.approx(2 / 6)
+    assert distinct_n(sents, 2) == pytest.approx(2 / 4)  # ab, ba, ab | ab
+    assert distinct_n([["a"]], 2) is None

@@ -25,7 +25,14 @@ from vdata.audit.hygiene import (
     malformed_reason,
 )
 from vdata.audit.lexicons import Lexicon, term_key, tokenize
-from vdata.audit.metrics import DistinctCounter, Reservoir, ngram_hashes, pairwise_cosine, self_bleu
+from vdata.audit.metrics import (
+    DistinctCounter,
+    Reservoir,
+    distinct_n,
+    ngram_hashes,
+    pairwise_cosine,
+    self_bleu,
+)
 from vdata.audit.readers import AuditItem
 
 # Filter reasons, in priority order (a record that is both malformed and a duplicate counts as malformed).
@@ -201,6 +208,8 @@ class Auditor:
             "distinct_2": self._distinct(2),
             "distinct_3": self._distinct(3),
             "distinct_exact": all(c.exact for c in self.distinct.values()),
+            # distinct-n falls as a corpus grows; on a fixed-size sample it compares datasets of any size.
+            "sample_distinct": {f"distinct_{n}": distinct_n(bleu_sample, n) for n in (1, 2, 3)},
             "self_bleu": self_bleu(bleu_sample),
             "self_bleu_sample": len(bleu_sample),
             "aps": None,

@@ -266,3 +266,9 @@ def pairwise_cosine(embeddings: np.ndarray, labels: Sequence[str]) -> dict[str, 
         same_label_sum = sum(pair_sum(e[labels_arr == lb]) for lb, c in counts.items() if c >= 2)
         out["across"] = (total - same_label_sum) / across_pairs
     return out
+
+
+def distinct_n(sentences: Sequence[Sequence[str]], n: int) -> float | None:
+    """Exact distinct-n of a (small) list of tokenised sentences."""
+    grams = [tuple(s[i : i + n]) for s in sentences for i in range(len(s) - n + 1)]
+    return len(set(grams)) / len(grams) if grams else None

@@ -21,6 +21,7 @@ SUMMARY_ROWS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("distinct-1", ("diversity", "distinct_1"), "f3"),
     ("distinct-2", ("diversity", "distinct_2"), "f3"),
     ("distinct-3", ("diversity", "distinct_3"), "f3"),
+    ("distinct-2 on the sample", ("diversity", "sample_distinct", "distinct_2"), "f3"),
     ("self-BLEU (lower = more diverse)", ("diversity", "self_bleu"), "f3"),
     ("APS (lower = more diverse)", ("diversity", "aps"), "f3"),
     ("APS within categories", ("diversity", "aps_within_mean"), "f3"),
