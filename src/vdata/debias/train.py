@@ -250,6 +250,7 @@ class Trainee:
         self.settings = s
         self.base_copy: Any = None
         self.bottleneck: Any = None
+        torch.manual_seed(s.seed)  # before adapters are created: their initialisation is seeded too
         model = lm.model
         if s.method == "lora":
             from peft import LoraConfig, get_peft_model
@@ -270,7 +271,6 @@ class Trainee:
             for p in self.base_copy.parameters():
                 p.requires_grad_(False)
         self.model = model
-        torch.manual_seed(s.seed)
 
     def trainable(self) -> dict[str, Any]:
         return {n: p for n, p in self.model.named_parameters() if p.requires_grad}
@@ -411,7 +411,7 @@ def run_debias(s: DebiasSettings, console: Any = None) -> RunResult:
     """Train per `s` into `s.out`; resume from a checkpoint there; return the manifest."""
     import torch
 
-    from vdata.core.models import checkpoint_hash, load_model
+    from vdata.core.models import load_model
 
     check_settings(s)
     out = Path(s.out)
@@ -476,6 +476,7 @@ def run_debias(s: DebiasSettings, console: Any = None) -> RunResult:
         "stopped_early": False,
     }
     initial_val = None
+    initial_train = None
     best_state: dict[str, Any] | None = None
     if state is not None:
         trainee.load_trainable_state(state["trainable"])
@@ -484,9 +485,11 @@ def run_debias(s: DebiasSettings, console: Any = None) -> RunResult:
         progress_state = state["progress"]
         best_state = state.get("best_state")
         initial_val = state.get("initial_val")
+        initial_train = state.get("initial_train")
         torch.set_rng_state(state["torch_rng"])
     else:
         initial_val = evaluate_loss(trainee, prepared.val, kind, pad_id, s.batch_size)
+        initial_train = evaluate_loss(trainee, prepared.train[:512], kind, pad_id, s.batch_size)
     resumed_from = progress_state["step"]
 
     def save_checkpoint() -> None:
@@ -498,6 +501,7 @@ def run_debias(s: DebiasSettings, console: Any = None) -> RunResult:
             "progress": progress_state,
             "best_state": best_state,
             "initial_val": initial_val,
+            "initial_train": initial_train,
             "torch_rng": torch.get_rng_state(),
         }
         tmp = ckpt_dir / f"state.{os.getpid()}.tmp"
@@ -593,6 +597,7 @@ def run_debias(s: DebiasSettings, console: Any = None) -> RunResult:
         "trainable_parameters": sum(p.numel() for p in trainee.trainable().values()),
         "losses": {
             "initial_val": initial_val,
+            "initial_train": initial_train,
             "best_val": progress_state["best_val"] if prepared.val else None,
             "final_val": final_val,
             "final_train": final_train,

@@ -1,0 +1,352 @@
+"""The experiment behind `vdata debias` (issue 4): SmolLM2-135M, Han et al.'s targeted gender data, LoRA.
+
+For each trained model: StereoSet gender SS (test split), CrowS-Pairs gender, overall StereoSet LMS and
+perplexity, before and after, with 95% bootstrap confidence intervals; training wall time and samples/s
+next to a batch-size-1 run of the same data (the paper's setting) on the same machine.
+
+    .venv/bin/python bench/debias_han.py --work /tmp/vbd                      # everything
+    .venv/bin/python bench/debias_han.py --work /tmp/vbd --runs han --lms-sample 1500
+
+Runs (each a `vdata debias` output dir under --work; finished ones are reused, interrupted ones resume):
+  han        Han et al. Targeted_Debiasing/Gender/*S.json (1,500 sentences), sentence objective
+  han-cda    the same plus two-sided gender CDA
+  vdata      records made by `vdata gen` with the embedded model (--vdata-data), sentence objective
+  vdata-cda  the same plus two-sided gender CDA
+
+Scoring follows bias-bench (README section 8) for causal LMs: a sentence's score is its mean token
+log-probability, every token conditioned on the text before it and the first on `<|endoftext|>`; batched.
+(bias-bench scores the first token in a separate pass and the rest without the start token; conditioning
+every token on it in one pass is the batched equivalent used by vdata's scorers.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import random
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("VDATA_DATA_DIR", str(ROOT.parent / "shared" / "benchmarks"))
+
+HAN_GENDER = [f"han2024-synthetic/Targeted_Debiasing/Gender/Synthetic_Gender_{i}S.json" for i in (1, 2, 3)]
+BOOTSTRAP = 1000
+
+
+def sentence_scores(lm: Any, sentences: list[str], batch_size: int = 64) -> list[float]:
+    """Mean token log-prob per sentence (first token conditioned on the start token), batched by length."""
+    import torch
+
+    tok = lm.tokenizer
+    start = 0 if tok.convert_ids_to_tokens(0) == "<|endoftext|>" else (tok.bos_token_id or tok.eos_token_id)
+    encoded = [[start, *tok.encode(s, add_special_tokens=False)] for s in sentences]
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+    out = [0.0] * len(encoded)
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    with torch.no_grad():
+        for b in range(0, len(order), batch_size):
+            idx = order[b : b + batch_size]
+            width = max(len(encoded[i]) for i in idx)
+            ids = torch.full((len(idx), width), pad, dtype=torch.long)
+            att = torch.zeros_like(ids)
+            for r, i in enumerate(idx):
+                ids[r, : len(encoded[i])] = torch.tensor(encoded[i])
+                att[r, : len(encoded[i])] = 1
+            logp = torch.log_softmax(lm.model(input_ids=ids, attention_mask=att).logits[:, :-1].float(), -1)
+            tgt = ids[:, 1:]
+            tok_lp = logp.gather(-1, tgt[..., None])[..., 0] * att[:, 1:]
+            sums = tok_lp.sum(-1)
+            counts = att[:, 1:].sum(-1).clamp_min(1)
+            for r, i in enumerate(idx):
+                out[i] = float(sums[r] / counts[r])
+    return out
+
+
+def stereoset_items(data_dir: Path) -> list[dict[str, Any]]:
+    from vdata.core.benchdata import locate
+
+    data = json.loads(locate("stereoset/test.json", data_dir=data_dir).read_text())
+    items = []
+    for ex in data["data"]["intrasentence"]:
+        by_label = {s["gold_label"]: s["sentence"] for s in ex["sentences"]}
+        items.append({"target": ex["target"], "bias_type": ex["bias_type"], **by_label})
+    return items
+
+
+def macro_ss_lms(rows: list[dict[str, Any]]) -> tuple[float, float]:
+    """bias-bench's aggregation: per target SS_t and LMS_t, then unweighted means over targets."""
+    per: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for r in rows:
+        t = per[r["target"]]
+        t[0] += r["pro"]
+        t[1] += r["related"]
+        t[2] += 1
+    ss = sum(100 * p / n for p, _, n in per.values()) / len(per)
+    lms = sum(100 * rel / (2 * n) for _, rel, n in per.values()) / len(per)
+    return ss, lms
+
+
+def bootstrap(rows: list[Any], stat: Any, seed: int = 0) -> tuple[float, float]:
+    rng = random.Random(seed)
+    vals = sorted(stat([rows[rng.randrange(len(rows))] for _ in rows]) for _ in range(BOOTSTRAP))
+    return vals[int(0.025 * BOOTSTRAP)], vals[int(0.975 * BOOTSTRAP) - 1]
+
+
+def evaluate(lm: Any, data_dir: Path, lms_sample: int | None, ppl_texts: list[str]) -> dict[str, Any]:
+    items = stereoset_items(data_dir)
+    gender = [x for x in items if x["bias_type"] == "gender"]
+    overall = items
+    if lms_sample and lms_sample < len(items):
+        overall = random.Random(0).sample(items, lms_sample)
+    need = {id(x): x for x in [*gender, *overall]}.values()
+    sents = [s for x in need for s in (x["stereotype"], x["anti-stereotype"], x["unrelated"])]
+    scores = dict(zip(sents, sentence_scores(lm, sents), strict=True))
+
+    def row(x: dict[str, Any]) -> dict[str, Any]:
+        st, an, un = scores[x["stereotype"]], scores[x["anti-stereotype"]], scores[x["unrelated"]]
+        return {"target": x["target"], "pro": int(st > an), "related": int(st > un) + int(an > un)}
+
+    g_rows, o_rows = [row(x) for x in gender], [row(x) for x in overall]
+    ss, _ = macro_ss_lms(g_rows)
+    _, lms = macro_ss_lms(o_rows)
+    from vdata.core.benchdata import locate
+
+    with locate("crows_pairs/crows_pairs_anonymized.csv", data_dir=data_dir).open(encoding="utf-8") as f:
+        pairs = [r for r in csv.DictReader(f) if r["bias_type"] == "gender"]
+    more = sentence_scores(lm, [p["sent_more"] for p in pairs])
+    less = sentence_scores(lm, [p["sent_less"] for p in pairs])
+    crows_hits = [int(m > le) for m, le in zip(more, less, strict=True)]
+    ppl_lp = sentence_scores(lm, ppl_texts)
+    ntoks = [len(lm.tokenizer.encode(t, add_special_tokens=False)) for t in ppl_texts]
+    ppl = math.exp(-sum(lp * n for lp, n in zip(ppl_lp, ntoks, strict=True)) / sum(ntoks))
+    return {
+        "ss_gender": ss,
+        "ss_gender_ci": bootstrap(g_rows, lambda rs: macro_ss_lms(rs)[0]),
+        "bias_gender": abs(ss - 50),
+        "bias_gender_ci": bootstrap(g_rows, lambda rs: abs(macro_ss_lms(rs)[0] - 50)),
+        "lms_overall": lms,
+        "lms_overall_ci": bootstrap(o_rows, lambda rs: macro_ss_lms(rs)[1]),
+        "lms_examples": len(o_rows),
+        "crows_gender": 100 * sum(crows_hits) / len(crows_hits),
+        "crows_gender_ci": bootstrap(crows_hits, lambda h: 100 * sum(h) / len(h)),
+        "perplexity": ppl,
+        "gender_rows": g_rows,
+        "crows_hits": crows_hits,
+    }
+
+
+def paired_reduction_ci(before: dict[str, Any], after: dict[str, Any]) -> tuple[float, float]:
+    """95% CI of the relative reduction of |SS-50| (gender), resampling StereoSet examples jointly."""
+    rng = random.Random(1)
+    b_rows, a_rows = before["gender_rows"], after["gender_rows"]
+    vals = []
+    for _ in range(BOOTSTRAP):
+        idx = [rng.randrange(len(b_rows)) for _ in b_rows]
+        b = abs(macro_ss_lms([b_rows[i] for i in idx])[0] - 50)
+        a = abs(macro_ss_lms([a_rows[i] for i in idx])[0] - 50)
+        vals.append(100 * (b - a) / b if b else 0.0)
+    vals.sort()
+    return vals[int(0.025 * BOOTSTRAP)], vals[int(0.975 * BOOTSTRAP) - 1]
+
+
+def ppl_corpus(data_dir: Path, n: int = 500) -> list[str]:
+    """Natural sentences not used by the SS/LMS scores: StereoSet intersentence contexts."""
+    from vdata.core.benchdata import locate
+
+    data = json.loads(locate("stereoset/test.json", data_dir=data_dir).read_text())
+    return [ex["context"] for ex in data["data"]["intersentence"][:n]]
+
+
+def cached_eval(name: str, model_ref: str, args: argparse.Namespace, ppl_texts: list[str]) -> dict[str, Any]:
+    from vdata.core.models import load_model
+
+    path = args.work / f"eval-{name}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    t0 = time.perf_counter()
+    lm = load_model(model_ref)
+    result = evaluate(lm, args.data_dir, args.lms_sample, ppl_texts)
+    result["eval_seconds"] = time.perf_counter() - t0
+    path.write_text(json.dumps(result))
+    print(
+        f"[{name}] SS gender {result['ss_gender']:.2f}  LMS {result['lms_overall']:.2f}  "
+        f"CrowS {result['crows_gender']:.2f}  ppl {result['perplexity']:.2f}  ({result['eval_seconds']:.0f}s)",
+        flush=True,
+    )
+    return result
+
+
+def train(name: str, data: list[str], args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
+    from vdata.debias.train import DebiasSettings, run_debias
+
+    s = DebiasSettings(
+        model="smollm2-135m",
+        data=data,
+        out=str(args.work / name),
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        max_length=args.max_length,
+        lora_r=args.lora_r,
+        seed=0,
+        quiet=True,
+        data_dir=str(args.data_dir),
+        **extra,
+    )
+    t0 = time.perf_counter()
+    result = run_debias(s)
+    m = result.manifest
+    print(
+        f"[{name}] trained: {m['counts']['train_examples']} examples, {m['steps']} steps, "
+        f"{m['train_seconds']:.0f}s, {m['samples_per_second']:.2f} samples/s, "
+        f"val loss {m['losses']['initial_val']:.3f} -> {m['losses']['final_val']:.3f} "
+        f"(call {time.perf_counter() - t0:.0f}s)",
+        flush=True,
+    )
+    return m
+
+
+def bs1_throughput(data: list[str], args: argparse.Namespace) -> dict[str, float]:
+    """Batch size 1 (the paper's setting), time-boxed to --bs1-steps steps; samples/s from its checkpoint."""
+    import torch
+
+    from vdata.debias.train import DebiasSettings, StopRequested, run_debias
+
+    out = args.work / "han-bs1"
+    s = DebiasSettings(
+        model="smollm2-135m",
+        data=data,
+        out=str(out),
+        epochs=args.epochs,
+        batch_size=1,
+        lr=args.lr,
+        max_length=args.max_length,
+        lora_r=args.lora_r,
+        seed=0,
+        quiet=True,
+        data_dir=str(args.data_dir),
+        stop_after_steps=args.bs1_steps,
+        save_every=0,
+    )
+    state_file = out / ".checkpoint" / "state.pt"
+    if not state_file.exists():
+        try:
+            run_debias(s)
+        except StopRequested:
+            pass
+    prog = torch.load(state_file, weights_only=False)["progress"]
+    return {
+        "steps": prog["step"],
+        "seconds": prog["train_seconds"],
+        "samples_per_second": prog["samples_seen"] / prog["train_seconds"],
+    }
+
+
+def fmt_ci(v: float, ci: list[float] | tuple[float, float]) -> str:
+    return f"{v:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--work", type=Path, default=Path("/tmp/vdata-bench-debias"))
+    p.add_argument("--data-dir", type=Path, default=Path(os.environ["VDATA_DATA_DIR"]))
+    p.add_argument("--runs", default="han,vdata,han-cda")
+    p.add_argument("--vdata-data", type=Path, default=None, help="Records from `vdata gen` (gender).")
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--lora-r", type=int, default=16)
+    p.add_argument("--max-length", type=int, default=40)
+    p.add_argument(
+        "--lms-sample", type=int, default=None, help="StereoSet examples for overall LMS (default all)."
+    )
+    p.add_argument("--bs1-steps", type=int, default=120)
+    p.add_argument("--torch-threads", type=int, default=0)
+    args = p.parse_args()
+    if args.torch_threads:
+        import torch
+
+        torch.set_num_threads(args.torch_threads)
+    args.work.mkdir(parents=True, exist_ok=True)
+    from vdata.core.benchdata import locate
+
+    han = [str(locate(f, data_dir=args.data_dir)) for f in HAN_GENDER]
+    ppl_texts = ppl_corpus(args.data_dir)
+    results: dict[str, Any] = {"base": cached_eval("base", "smollm2-135m", args, ppl_texts)}
+    manifests: dict[str, Any] = {}
+    for run in filter(None, args.runs.split(",")):
+        if run.startswith("vdata"):
+            if not args.vdata_data or not args.vdata_data.exists():
+                print(f"[{run}] skipped: no --vdata-data file", flush=True)
+                continue
+            data = [str(args.vdata_data)]
+        else:
+            data = han
+        extra: dict[str, Any] = {"cda": ["gender"]} if run.endswith("-cda") else {}
+        manifests[run] = train(run, data, args, **extra)
+        results[run] = cached_eval(run, str(args.work / run), args, ppl_texts)
+    bs1 = bs1_throughput(han, args) if "han" in manifests else None
+
+    base = results["base"]
+    lines = [
+        "| model | SS gender (50 = unbiased) | abs(SS-50) reduction | CrowS gender | LMS overall | perplexity |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, r in results.items():
+        red = ""
+        if name != "base":
+            pct = 100 * (base["bias_gender"] - r["bias_gender"]) / base["bias_gender"]
+            lo, hi = paired_reduction_ci(base, r)
+            red = f"{pct:.1f}% [{lo:.1f}, {hi:.1f}]"
+        lines.append(
+            f"| {name} | {fmt_ci(r['ss_gender'], r['ss_gender_ci'])} | {red} | "
+            f"{fmt_ci(r['crows_gender'], r['crows_gender_ci'])} | {fmt_ci(r['lms_overall'], r['lms_overall_ci'])} | "
+            f"{r['perplexity']:.2f} |"
+        )
+    lines.append("")
+    lines.append("| run | examples | epochs | steps | train s | samples/s |")
+    lines.append("|---|---|---|---|---|---|")
+    for name, m in manifests.items():
+        lines.append(
+            f"| {name} | {m['counts']['train_examples']} | {m['epochs_completed']} | {m['steps']} | "
+            f"{m['train_seconds']:.0f} | {m['samples_per_second']:.2f} |"
+        )
+    if bs1 and "han" in manifests:
+        m = manifests["han"]
+        ratio = m["samples_per_second"] / bs1["samples_per_second"]
+        projected = m["counts"]["train_examples"] * m["epochs_completed"] / bs1["samples_per_second"]
+        lines.append(
+            f"| han, batch size 1 (first {bs1['steps']} steps timed) | {m['counts']['train_examples']} | "
+            f"{m['epochs_completed']} | - | {projected:.0f} (projected) | {bs1['samples_per_second']:.2f} |"
+        )
+        lines.append("")
+        lines.append(f"Batched (size {args.batch_size}) vs batch size 1: {ratio:.2f}x samples/s.")
+    table = "\n".join(lines)
+    print(table)
+    (args.work / "results.md").write_text(table + "\n")
+    (args.work / "summary.json").write_text(
+        json.dumps(
+            {
+                "args": {k: str(v) for k, v in vars(args).items()},
+                "results": {
+                    k: {kk: vv for kk, vv in v.items() if kk not in ("gender_rows", "crows_hits")}
+                    for k, v in results.items()
+                },
+                "bs1": bs1,
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
