@@ -84,9 +84,8 @@ class AuditRun:
         for k, (name, reader) in enumerate(readers):
             auditor = Auditor(lexicon, options, index, cda_words)
             self._stream(name, reader, auditor)
-            embedder = self._embedder() if options.embed_sample > 0 else None
             report = auditor.finish(
-                embedder=embedder,
+                embedder=self._embed if options.embed_sample > 0 else None,
                 direction=direction,
                 progress=lambda step, name=name: self.console.log(f"{name}: {step}"),
             )
@@ -114,11 +113,12 @@ class AuditRun:
         (self.out_dir / "report.md").write_text(markdown(reports, plots), encoding="utf-8")
         return {"reports": reports, "filter": filter_info, "report": main}
 
-    def _embedder(self) -> Any:
+    def _embed(self, texts: list[str]) -> Any:
+        """Embed texts, loading the model on first use (a dataset too small for APS never loads it)."""
         if self.embedder is None:
             with self.console.status("loading the sentence-embedding model"):
                 self.embedder = default_embedder(self.embedding_model)
-        return self.embedder
+        return self.embedder(texts)
 
     def _stream(self, name: str, reader: DatasetReader, auditor: Auditor) -> None:
         with Progress(
