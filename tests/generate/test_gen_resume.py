@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -28,10 +29,8 @@ def journal_ids(path: Path) -> list[str]:
         return []
     ids = []
     for line in path.read_text(encoding="utf-8").splitlines():
-        try:
+        with contextlib.suppress(json.JSONDecodeError, KeyError):  # a torn last line: dropped on reopen
             ids.append(json.loads(line)["id"])
-        except (json.JSONDecodeError, KeyError):
-            pass  # a torn last line: the journal drops it on reopen
     return ids
 
 

@@ -1,8 +1,12 @@
 """Disk cache of responses, keyed by a content hash of everything that determines a reply.
 
-Key = sha256 of (provider identity, model, rendered messages, sampling params, template tag, sample
-index). A rerun of the same command therefore finds every reply it already paid for. Entries hold
-the reply text and token usage only (never API keys); writes are atomic.
+Key = sha256 of (provider identity, model, rendered messages, sampling params incl. template tag,
+sample index). A rerun of the same command therefore finds every reply it already paid for.
+
+Storage: one append-only JSONL file per responder (provider + model + server) under
+`cache_dir()/gen-responses/`. Each reply is one line written with a single `write()` and flushed, so
+kill -9 loses at most the line being written (a torn last line is skipped on load), and a reply costs
+no file open or directory creation. Entries hold the reply text and token usage only, never API keys.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from vdata.core.paths import cache_dir
 from vdata.generate.providers.base import Completion
@@ -29,41 +33,60 @@ class ResponseCache:
     def __init__(self, root: Path | None = None, enabled: bool = True) -> None:
         self.root = root or cache_dir() / "gen-responses"
         self.enabled = enabled
+        self.entries: dict[str, Completion] = {}
+        self._file: IO[bytes] | None = None
+        self.path: Path | None = None
 
-    def _path(self, key: str) -> Path:
-        return self.root / key[:2] / f"{key}.json"
+    def open(self, identity: dict[str, Any]) -> ResponseCache:
+        """Load the responder's cache file (once) and keep it open for appending."""
+        if not self.enabled or self._file is not None:
+            return self
+        name = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.path = self.root / f"{name}.jsonl"
+        if self.path.exists():
+            with self.path.open("rb") as f:
+                for line in f:
+                    with contextlib.suppress(ValueError, KeyError, TypeError):
+                        raw = json.loads(line)
+                        self.entries[raw["key"]] = Completion(
+                            raw["text"],
+                            int(raw["prompt_tokens"]),
+                            int(raw["completion_tokens"]),
+                            raw.get("model", ""),
+                            raw.get("finish_reason"),
+                        )
+            # A torn last line (kill -9 mid-write) must not glue onto the next entry.
+            if self.path.stat().st_size and not self.path.read_bytes().endswith(b"\n"):
+                with self.path.open("ab") as f:
+                    f.write(b"\n")
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self._file = os.fdopen(fd, "ab", buffering=0)
+        return self
 
     def get(self, key: str) -> Completion | None:
-        if not self.enabled:
-            return None
-        try:
-            raw = json.loads(self._path(key).read_text(encoding="utf-8"))
-            return Completion(
-                raw["text"],
-                int(raw["prompt_tokens"]),
-                int(raw["completion_tokens"]),
-                raw.get("model", ""),
-                raw.get("finish_reason"),
-            )
-        except (OSError, ValueError, KeyError, TypeError):
-            return None  # absent or damaged: ask again
+        return self.entries.get(key) if self.enabled else None
 
     def put(self, key: str, completion: Completion) -> None:
         if not self.enabled:
             return
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        data = {
-            "text": completion.text,
-            "prompt_tokens": completion.prompt_tokens,
-            "completion_tokens": completion.completion_tokens,
-            "model": completion.model,
-            "finish_reason": completion.finish_reason,
-        }
-        try:
-            tmp.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-            os.replace(tmp, path)
-        except OSError:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
+        self.entries[key] = completion
+        if self._file is None:
+            return
+        line = json.dumps(
+            {
+                "key": key,
+                "text": completion.text,
+                "prompt_tokens": completion.prompt_tokens,
+                "completion_tokens": completion.completion_tokens,
+                "model": completion.model,
+                "finish_reason": completion.finish_reason,
+            },
+            ensure_ascii=False,
+        )
+        self._file.write(line.encode("utf-8") + b"\n")  # one unbuffered O_APPEND write per reply
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None

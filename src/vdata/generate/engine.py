@@ -126,6 +126,7 @@ class Engine:
         self.on_progress = on_progress
         self.log = log or (lambda _msg: None)
         self.identity = provider.identity()
+        self.cache.open(self.identity)
         self.ledger = Ledger(price_for(options), options.budget_usd)
         rl = options.rate_limit
         self.rpm = TokenBucket.per_minute(rl.rpm) if rl.rpm else None
@@ -178,12 +179,10 @@ class Engine:
                     await self.tpm.acquire(estimate + max_tokens)
                 self.summary.requests += 1
                 try:
-                    completion = await asyncio.wait_for(
-                        self.provider.complete(
+                    async with asyncio.timeout(self.options.timeout_s):  # no extra task, unlike wait_for
+                        completion = await self.provider.complete(
                             messages, temperature=self.options.temperature, max_tokens=max_tokens, seed=seed
-                        ),
-                        timeout=self.options.timeout_s,
-                    )
+                        )
                 except (ProviderError, TimeoutError) as e:
                     err = (
                         e
@@ -335,6 +334,8 @@ class Engine:
         await self.strategy.prepare(self.ask)
         state = RunState(count=self.options.count, accepted=self.accepted)
         in_flight: set[asyncio.Task[tuple[GenRequest, Completion | None]]] = set()
+        # Finished tasks arrive on a queue: asyncio.wait(FIRST_COMPLETED) would cost O(in flight) per reply.
+        finished: asyncio.Queue[asyncio.Task[tuple[GenRequest, Completion | None]]] = asyncio.Queue()
         last_flush = time.monotonic()
         try:
             while True:
@@ -345,7 +346,9 @@ class Engine:
                         waiting_on_round = True
                         break
                     for request in batch:
-                        in_flight.add(asyncio.create_task(self._one(request)))
+                        task = asyncio.create_task(self._one(request))
+                        task.add_done_callback(finished.put_nowait)
+                        in_flight.add(task)
                         self._order.append(request.sample_index)
                         state.issued += 1
                     state.in_flight = len(in_flight)
@@ -360,8 +363,11 @@ class Engine:
                             f"({len(self.accepted)} of {state.count} records)"
                         )
                     break
-                done, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                done = [await finished.get()]
+                while not finished.empty():
+                    done.append(finished.get_nowait())
                 for task in done:
+                    in_flight.discard(task)
                     request, completion = task.result()
                     state.completed += 1
                     self._ready[request.sample_index] = []
@@ -392,6 +398,7 @@ class Engine:
         finally:
             journal.append(self._pending)
             self._pending.clear()
+            self.cache.close()
         if self._fatal:
             raise UserError(f"the provider refused the request: {self._fatal}")
         self.summary.records = len(self.accepted)
@@ -458,7 +465,10 @@ def generate(
         finally:
             await provider.aclose()
 
-    summary = asyncio.run(_main())
+    from vdata.generate.stub_server import event_loop_factory
+
+    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        summary = runner.run(_main())
     records = JsonlJournal(journal_file)
     try:
         final = records.records()[: options.count]
