@@ -22,6 +22,7 @@ every token on it in one pass is the batched equivalent used by vdata's scorers.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import math
@@ -239,10 +240,8 @@ def bs1_throughput(data: list[str], args: argparse.Namespace) -> dict[str, float
     )
     state_file = out / ".checkpoint" / "state.pt"
     if not state_file.exists():
-        try:
+        with contextlib.suppress(StopRequested):
             run_debias(s)
-        except StopRequested:
-            pass
     prog = torch.load(state_file, weights_only=False)["progress"]
     return {
         "steps": prog["step"],

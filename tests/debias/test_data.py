@@ -93,7 +93,7 @@ def test_corpus_lines_and_split(tmp_path: Path) -> None:
     corpus.write_text("First line.\n\n  Second line.  \n")
     lines = read_corpus(corpus)
     assert [(x.text, x.synthetic) for x in lines] == [("First line.", False), ("Second line.", False)]
-    with pytest.raises(UserError, match="corpus file .* does not exist"):
+    with pytest.raises(UserError, match=r"corpus file .* does not exist"):
         read_corpus(tmp_path / "nope.txt")
     train, val = split_heldout([Example(str(i)) for i in range(20)], 0.1, seed=0)
     assert len(train) == 18 and len(val) == 2 and not {x.text for x in train} & {x.text for x in val}

@@ -171,7 +171,7 @@ def split_heldout(
     """Seeded train/held-out split; held-out is empty when fewer than 10 examples or fraction 0."""
     order = list(range(len(examples)))
     random.Random(seed).shuffle(order)
-    n_val = int(round(len(examples) * fraction)) if len(examples) >= 10 else 0
+    n_val = round(len(examples) * fraction) if len(examples) >= 10 else 0
     val = [examples[i] for i in sorted(order[:n_val])]
     train = [examples[i] for i in sorted(order[n_val:])]
     return train, val

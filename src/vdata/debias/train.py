@@ -462,7 +462,7 @@ def run_debias(s: DebiasSettings, console: Any = None) -> RunResult:
         list(trainee.trainable().values()), lr=s.learning_rate(), weight_decay=s.weight_decay
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lr_lambda(total_steps, int(round(total_steps * s.warmup_ratio)))
+        optimizer, lr_lambda(total_steps, round(total_steps * s.warmup_ratio))
     )
     progress_state: dict[str, Any] = {
         "epoch": 0,

