@@ -258,7 +258,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--work", type=Path, default=Path("/tmp/vdata-bench-debias"))
     p.add_argument("--data-dir", type=Path, default=Path(os.environ["VDATA_DATA_DIR"]))
-    p.add_argument("--runs", default="han,vdata,han-cda")
+    p.add_argument("--runs", default="han,han-cda,vdata")
     p.add_argument("--vdata-data", type=Path, default=None, help="Records from `vdata gen` (gender).")
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=16)
@@ -268,6 +268,7 @@ def main() -> None:
     p.add_argument(
         "--lms-sample", type=int, default=None, help="StereoSet examples for overall LMS (default all)."
     )
+    p.add_argument("--cda-limit", type=int, default=750, help="Han sentences before CDA in han-cda.")
     p.add_argument("--bs1-steps", type=int, default=120)
     p.add_argument("--torch-threads", type=int, default=0)
     args = p.parse_args()
@@ -291,6 +292,8 @@ def main() -> None:
         else:
             data = han
         extra: dict[str, Any] = {"cda": ["gender"]} if run.endswith("-cda") else {}
+        if run == "han-cda" and args.cda_limit:
+            extra["limit"] = args.cda_limit  # CDA doubles the data: same number of training samples as `han`
         manifests[run] = train(run, data, args, **extra)
         results[run] = cached_eval(run, str(args.work / run), args, ppl_texts)
     bs1 = bs1_throughput(han, args) if "han" in manifests else None
