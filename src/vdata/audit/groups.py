@@ -130,7 +130,7 @@ class GroupStats:
             weighted += tvd * n
             weight += n
             for g, k in counts.items():
-                if base.get(g):
+                if base.get(g) and k > n * base[g]:  # only over-represented pairs
                     top.append(
                         {
                             "attribute": word,

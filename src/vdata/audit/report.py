@@ -119,7 +119,7 @@ def markdown(reports: dict[str, dict[str, Any]], plots: list[str]) -> str:
         if skews:
             lines += [
                 "",
-                "### Attribute words paired with groups (highest lift first)",
+                "### Attribute words paired with groups (most over-represented first)",
                 "",
                 "| category | attribute | group | count | share | base share | lift |",
                 "|---|---|---|---|---|---|---|",
