@@ -1,0 +1,172 @@
+"""`vdata serve`, `vdata push`, `vdata pull`."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import tempfile
+from pathlib import Path
+
+import typer
+
+from vdata.core.errors import UserError
+
+
+def _sql_from_editor() -> str:
+    """Open $EDITOR (vim if unset) on a temporary .sql file and return what the user wrote."""
+    editor = os.environ.get("EDITOR") or "vim"
+    with tempfile.NamedTemporaryFile(
+        "w", suffix=".sql", prefix="vdata-query-", delete=False, encoding="utf-8"
+    ) as f:
+        f.write(
+            "-- Write one SELECT over the views `records` and `stats`, save and quit.\nSELECT * FROM records\n"
+        )
+        path = Path(f.name)
+    try:
+        try:
+            status = subprocess.call([*shlex.split(editor), str(path)])
+        except FileNotFoundError as e:
+            raise UserError(
+                f"editor {editor!r} not found; set EDITOR or pass the query: --sql 'SELECT ...'"
+            ) from e
+        if status != 0:
+            raise UserError(f"editor {editor!r} exited with status {status}; nothing was pulled")
+        lines = [
+            ln for ln in path.read_text(encoding="utf-8").splitlines() if not ln.lstrip().startswith("--")
+        ]
+    finally:
+        path.unlink(missing_ok=True)
+    sql = "\n".join(lines).strip()
+    if not sql:
+        raise UserError("the query file was empty; nothing was pulled")
+    return sql
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def serve(
+        db: str = typer.Option(
+            None,
+            "--db",
+            help="Database URL: postgresql://USER:PASS@HOST/DB or sqlite:///PATH (default: SQLite in the data dir).",
+        ),
+        host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+        port: int = typer.Option(8000, "--port", help="Port to listen on."),
+        batch_size: int = typer.Option(
+            None, "--batch-size", help="Most records per PUT (env VDATA_BATCH_SIZE)."
+        ),
+        query_timeout: float = typer.Option(
+            None, "--query-timeout", help="Seconds per /v1/query (default 1)."
+        ),
+        query_row_limit: int = typer.Option(
+            None, "--query-row-limit", help="Most rows per /v1/query (default 10000)."
+        ),
+    ) -> None:
+        """Run the public dataset server (migrations are applied at start)."""
+        from vdata.server.serve import configure_logging, make_server
+        from vdata.server.settings import ServerSettings
+
+        settings = ServerSettings.from_env(
+            db, batch_size=batch_size, query_timeout_s=query_timeout, query_row_limit=query_row_limit
+        )
+        configure_logging()
+        if not 0 < port < 65536:
+            raise UserError(f"--port {port} is out of range; use 1-65535")
+        typer.echo(
+            f"vdata server on http://{host}:{port} (docs at /docs); database {_safe_url(settings.db_url)}",
+            err=True,
+        )
+        try:
+            make_server(settings, host, port).run()
+        except OSError as e:
+            raise UserError(f"cannot serve on {host}:{port}: {e.strerror or e}; choose another --port") from e
+
+    @app.command()
+    def push(
+        file: Path = typer.Argument(..., help="Records to contribute (.jsonl, .json, .csv or .parquet)."),
+        server: str = typer.Option(
+            None, "--server", help="Server URL (else env VDATA_SERVER, else the config file)."
+        ),
+        contributor: str = typer.Option(
+            None, "--contributor", help="Your name or handle, stored with the records."
+        ),
+    ) -> None:
+        """Upload records to a vdata server; they are published once a moderator approves them."""
+        from rich.console import Console
+        from rich.progress import Progress
+
+        from vdata.server.client import push_records, resolve_server, validate_rows
+
+        url = resolve_server(server)
+        records, rejected = validate_rows(file)
+        console = Console(stderr=True)
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task("uploading", total=len(records))
+            report = push_records(
+                records, url, contributor=contributor, on_batch=lambda n: progress.update(task, completed=n)
+            )
+        report.rejected[:0] = rejected
+        typer.echo(
+            f"accepted {len(report.accepted)} (pending review), duplicates {len(report.duplicates)}, rejected {len(report.rejected)}"
+        )
+        for where, reason in report.rejected[:50]:
+            typer.echo(f"  rejected {where}: {reason}")
+        if len(report.rejected) > 50:
+            typer.echo(f"  ... and {len(report.rejected) - 50} more")
+
+    @app.command()
+    def pull(
+        out: Path = typer.Argument(..., help="Output file (written atomically)."),
+        json_fmt: bool = typer.Option(False, "-j", "--json", help="JSON lines (default)."),
+        text_fmt: bool = typer.Option(False, "-t", "--text", help="One sentence per line."),
+        csv_fmt: bool = typer.Option(False, "-c", "--csv", help="CSV with a header."),
+        sql: str = typer.Option(
+            None,
+            "--sql",
+            help="Read-only SQL over the views records and stats; `--sql` alone opens $EDITOR.",
+            flag_value="",
+            show_default=False,
+        ),
+        category: list[str] = typer.Option(None, "--category", help="Only these categories (repeatable)."),
+        strategy: str = typer.Option(None, "--strategy", help="Only this strategy."),
+        provider: str = typer.Option(None, "--provider", help="Only this provider."),
+        q: str = typer.Option(None, "--q", help="Only records whose text contains this."),
+        server: str = typer.Option(
+            None, "--server", help="Server URL (else env VDATA_SERVER, else the config file)."
+        ),
+    ) -> None:
+        """Download approved records (or a SQL result) as JSON lines, text or CSV."""
+        from vdata.core.io import check_writable
+        from vdata.core.records import validate_category
+        from vdata.server.client import pull as do_pull
+        from vdata.server.client import resolve_server
+
+        if sum((json_fmt, text_fmt, csv_fmt)) > 1:
+            raise UserError("choose one of -j (JSON lines), -t (text) and -c (CSV)")
+        fmt = "text" if text_fmt else "csv" if csv_fmt else "json"
+        url = resolve_server(server)
+        check_writable(out)
+        if sql is not None and (category or strategy or provider or q):
+            raise UserError(
+                "--sql cannot be combined with --category/--strategy/--provider/--q; put filters in the SQL"
+            )
+        categories = []
+        for c in category or []:
+            try:
+                categories.append(validate_category(c))
+            except ValueError as e:
+                raise UserError(str(e)) from e
+        if sql == "":
+            sql = _sql_from_editor()
+        result = do_pull(
+            out, url, fmt=fmt, sql=sql, categories=categories, strategy=strategy, provider=provider, q=q
+        )
+        note = " (cut at the server's row limit)" if result.truncated else ""
+        typer.echo(f"wrote {result.rows} rows to {out}{note}")
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

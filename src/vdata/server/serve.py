@@ -1,0 +1,73 @@
+"""Running the app under uvicorn: logging set-up, graceful shutdown, and a loopback thread for tests."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+
+import uvicorn
+
+from vdata.server.settings import ServerSettings
+
+GRACEFUL_SHUTDOWN_S = 30
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """Access and server logs as JSON lines on stderr (the messages themselves are JSON)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    for name in ("vdata.access", "vdata.server"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(level)
+        logger.propagate = False
+
+
+def make_server(settings: ServerSettings, host: str, port: int, *, access_log: bool = True) -> uvicorn.Server:
+    from vdata.server.app import create_app
+
+    config = uvicorn.Config(
+        create_app(settings),
+        host=host,
+        port=port,
+        # Our middleware writes structured access lines; uvicorn's own would duplicate them.
+        access_log=False,
+        log_level="warning",
+        # SIGTERM/SIGINT: stop accepting, let in-flight requests finish (up to this long), then exit.
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        server_header=False,
+    )
+    if not access_log:
+        logging.getLogger("vdata.access").setLevel(logging.WARNING)
+    return uvicorn.Server(config)
+
+
+class ThreadedServer:
+    """A real uvicorn server on loopback in a background thread (tests and in-process tools)."""
+
+    def __init__(self, settings: ServerSettings, host: str = "127.0.0.1", port: int = 0) -> None:
+        import socket
+
+        if port == 0:
+            with socket.socket() as s:
+                s.bind((host, 0))
+                port = s.getsockname()[1]
+        self.url = f"http://{host}:{port}"
+        self.server = make_server(settings, host, port, access_log=False)
+        self.server.config.timeout_graceful_shutdown = 5
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> ThreadedServer:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"test server at {self.url} did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
