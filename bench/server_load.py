@@ -1,0 +1,330 @@
+"""Load benchmark of the public dataset server, on loopback, SQLite and PostgreSQL side by side.
+
+The server runs in its own process (uvicorn, one worker); this process is the load generator:
+
+1. PUT throughput: N records (default 100,000) in batches of 100 from 4 concurrent clients, then the
+   first 10,000 again (all duplicates: the dedup path).
+2. The records are approved by the operator (a direct UPDATE, as a moderator's bulk action would be).
+3. GET /v1/records throughput and p50/p99 latency at 32 concurrent keep-alive clients, using a
+   minimal asyncio HTTP/1.1 client so that the load generator costs as little CPU as possible.
+4. A /v1/query aggregate over all N records (median of 10 runs).
+
+Usage: .venv/bin/python bench/server_load.py [--records 100000] [--get-seconds 10] [--backends sqlite,postgres]
+Targets from issue 5: >= 2,000 GET/s with p99 <= 50 ms, >= 5,000 records/s on PUT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import glob
+import os
+import pwd
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+CATEGORIES = ("gender", "race", "religion", "age", "disability")
+GET_TARGET_RPS, GET_TARGET_P99_MS, PUT_TARGET_RPS = 2000.0, 50.0, 5000.0
+QUERY_SQL = (
+    "SELECT category, strategy, COUNT(*) AS n, AVG(LENGTH(text)) AS mean_len FROM records GROUP BY 1, 2"
+)
+
+SERVER_CODE = """
+import sys
+from vdata.server.serve import configure_logging, make_server
+from vdata.server.settings import ServerSettings
+settings = ServerSettings(db_url=sys.argv[1], put_rate=1e6, put_burst=1_000_000, batch_size=1000,
+                          moderator_token=None)
+configure_logging()
+make_server(settings, "127.0.0.1", int(sys.argv[2]), access_log=False).run()
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# ------------------------------------------------------------------------------------ PostgreSQL
+
+
+class Postgres:
+    """A throw-away cluster on loopback (as root the binaries run as the `postgres` user)."""
+
+    def __init__(self) -> None:
+        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+        if not found:
+            raise FileNotFoundError("no PostgreSQL binaries; run scripts/install-postgres.sh")
+        self.bin = Path(found[-1]).parent
+        self.base = Path(tempfile.mkdtemp(prefix="vdata-bench-pg-"))
+        self.port = free_port()
+        (self.base / "sock").mkdir()
+        self.prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if os.geteuid() == 0:
+            user = pwd.getpwnam("postgres")
+            for p in (self.base, self.base / "sock"):
+                os.chown(p, user.pw_uid, user.pw_gid)
+
+    def _run(self, *args: str) -> None:
+        subprocess.run([*self.prefix, *args], check=True, capture_output=True, timeout=120)
+
+    def start(self) -> str:
+        data = str(self.base / "data")
+        self._run(
+            str(self.bin / "initdb"), "-D", data, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync"
+        )
+        opts = f"-p {self.port} -k {self.base / 'sock'} -c listen_addresses=127.0.0.1 -c max_connections=200"
+        self._run(
+            str(self.bin / "pg_ctl"), "-D", data, "-o", opts, "-l", str(self.base / "log"), "-w", "start"
+        )
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def stop(self) -> None:
+        try:
+            self._run(str(self.bin / "pg_ctl"), "-D", str(self.base / "data"), "-m", "fast", "-w", "stop")
+        finally:
+            shutil.rmtree(self.base, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------------ the server
+
+
+class ServerProcess:
+    def __init__(self, db_url: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", SERVER_CODE, db_url, str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+                raise RuntimeError(f"server did not start: {err[-2000:]}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+# ------------------------------------------------------------------------------------ load
+
+
+def make_records(n: int, seed: int = 0) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    return [
+        {
+            "text": f"Record {i}: the {rng.choice(['nurse', 'engineer', 'pilot', 'teacher'])} was "
+            f"{rng.choice(['brilliant', 'careful', 'kind', 'decisive'])} and {rng.random():.6f} in every way.",
+            "target": "nurse",
+            "attribute": "brilliant",
+            "category": CATEGORIES[i % len(CATEGORIES)],
+            "strategy": "targeted",
+            "provider": "bench",
+            "model": "synthetic",
+        }
+        for i in range(n)
+    ]
+
+
+async def put_all(
+    url: str, records: list[dict[str, Any]], batch: int = 100, concurrency: int = 4
+) -> tuple[float, int, int]:
+    """Returns (seconds, accepted, duplicates)."""
+    batches = [records[i : i + batch] for i in range(0, len(records), batch)]
+    queue: asyncio.Queue[list[dict[str, Any]]] = asyncio.Queue()
+    for b in batches:
+        queue.put_nowait(b)
+    accepted = duplicates = 0
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        nonlocal accepted, duplicates
+        while not queue.empty():
+            b = queue.get_nowait()
+            r = await client.put("/v1/records", json=b)
+            r.raise_for_status()
+            body = r.json()
+            accepted += len(body["accepted"])
+            duplicates += len(body["duplicates"])
+
+    start = time.perf_counter()
+    async with httpx.AsyncClient(base_url=url, timeout=120) as client:
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+    return time.perf_counter() - start, accepted, duplicates
+
+
+async def _read_response(reader: asyncio.StreamReader) -> int:
+    """Read one HTTP/1.1 response (Content-Length or chunked); return its status."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    headers = {k.lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
+    if "content-length" in headers:
+        await reader.readexactly(int(headers["content-length"]))
+    elif headers.get("transfer-encoding") == "chunked":
+        while True:
+            size = int((await reader.readline()).strip(), 16)
+            await reader.readexactly(size + 2)
+            if size == 0:
+                break
+    return status
+
+
+async def get_load(port: int, seconds: float, clients: int, paths: list[str]) -> tuple[int, int, list[float]]:
+    """Closed-loop load: each client sends the next GET as soon as the last answer arrived."""
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + seconds
+
+    async def client(k: int) -> None:
+        nonlocal errors
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        i = k
+        while time.perf_counter() < deadline:
+            path = paths[i % len(paths)]
+            i += clients
+            t0 = time.perf_counter()
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode())
+            status = await _read_response(reader)
+            latencies.append(time.perf_counter() - t0)
+            errors += status != 200
+        writer.close()
+
+    await asyncio.gather(*(client(k) for k in range(clients)))
+    return len(latencies), errors, latencies
+
+
+@dataclass
+class Result:
+    backend: str
+    figures: dict[str, float] = field(default_factory=dict)
+
+
+def approve_all(db_url: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(db_url)
+    with engine.begin() as conn:  # the operator's bulk approval; fixed SQL, no input
+        conn.execute(text("UPDATE record_store SET status = 'approved' WHERE status = 'pending'"))
+    engine.dispose()
+
+
+def run_backend(backend: str, db_url: str, n: int, get_seconds: float) -> Result:
+    result = Result(backend)
+    server = ServerProcess(db_url)
+    try:
+        records = make_records(n)
+        secs, accepted, _ = asyncio.run(put_all(server.url, records))
+        result.figures["put_records_per_s"] = accepted / secs
+        redo = records[: min(10_000, n)]
+        secs, _, dups = asyncio.run(put_all(server.url, redo))
+        result.figures["put_dedup_records_per_s"] = dups / secs
+        approve_all(db_url)
+        paths = [f"/v1/records?limit=20&category={c}" for c in CATEGORIES] + ["/v1/records?limit=20"]
+        asyncio.run(get_load(server.port, 1.0, 32, paths))  # warm-up
+        count, errors, lat = asyncio.run(get_load(server.port, get_seconds, 32, paths))
+        lat_ms = sorted(x * 1000 for x in lat)
+        result.figures["get_req_per_s"] = count / get_seconds
+        result.figures["get_p50_ms"] = lat_ms[len(lat_ms) // 2]
+        result.figures["get_p99_ms"] = lat_ms[int(len(lat_ms) * 0.99)]
+        result.figures["get_errors"] = errors
+        times = []
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            for _ in range(10):
+                t0 = time.perf_counter()
+                r = client.get("/v1/query", params={"sql": QUERY_SQL})
+                times.append(time.perf_counter() - t0)
+                r.raise_for_status()
+            total = sum(row[2] for row in r.json()["rows"])
+        result.figures["query_aggregate_ms"] = statistics.median(times) * 1000
+        result.figures["query_rows_counted"] = total
+    finally:
+        server.stop()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--get-seconds", type=float, default=10.0)
+    parser.add_argument("--backends", default="sqlite,postgres")
+    args = parser.parse_args()
+    print(
+        f"cpu cores: {os.cpu_count()}, load average: {os.getloadavg()[0]:.1f} (other work shares the cores)"
+    )
+    results: list[Result] = []
+    for backend in args.backends.split(","):
+        t0 = time.perf_counter()
+        if backend == "sqlite":
+            tmp = Path(tempfile.mkdtemp(prefix="vdata-bench-"))
+            try:
+                results.append(
+                    run_backend(
+                        "sqlite", f"sqlite:///{tmp / 'server.sqlite3'}", args.records, args.get_seconds
+                    )
+                )
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+        elif backend == "postgres":
+            try:
+                pg = Postgres()
+            except FileNotFoundError as e:
+                print(f"postgres: skipped ({e})")
+                continue
+            try:
+                results.append(run_backend("postgres", pg.start(), args.records, args.get_seconds))
+            finally:
+                pg.stop()
+        else:
+            raise SystemExit(f"unknown backend {backend!r}; use sqlite and/or postgres")
+        print(f"{backend}: done in {time.perf_counter() - t0:.0f} s", flush=True)
+
+    targets = {
+        "put_records_per_s": PUT_TARGET_RPS,
+        "get_req_per_s": GET_TARGET_RPS,
+        "get_p99_ms": GET_TARGET_P99_MS,
+    }
+    keys = list(results[0].figures) if results else []
+    header = (
+        f"{'metric':<26}"
+        + "".join(f"{r.backend:>14}" for r in results)
+        + f"{'target':>10}"
+        + "  ratio to target"
+    )
+    print(header)
+    for key in keys:
+        line = f"{key:<26}" + "".join(f"{r.figures[key]:>14.1f}" for r in results)
+        if key in targets:
+            t = targets[key]
+            ratios = [(t / r.figures[key] if key.endswith("_ms") else r.figures[key] / t) for r in results]
+            line += f"{t:>10.0f}  " + " / ".join(f"{x:.2f}x" for x in ratios)
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
