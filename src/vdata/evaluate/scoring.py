@@ -152,6 +152,7 @@ def causal_token_logprobs(
     start_token: str | None = None,
     progress: bool = False,
     token_ids: Sequence[Sequence[int]] | None = None,
+    description: str = "scoring sentences",
 ) -> list[list[float]]:
     """Natural-log probability of every token of every sentence, bias-bench's causal algorithm, batched."""
     import torch
@@ -169,7 +170,7 @@ def causal_token_logprobs(
     pad = _pad_id(lm.tokenizer)
     todo = [i for i, toks in enumerate(encoded) if len(toks) > 1]
     with (
-        sentence_progress(len(encoded), "scoring sentences", progress) as advance,
+        sentence_progress(len(encoded), description, progress) as advance,
         torch.inference_mode(),
     ):
         advance(len(encoded) - len(todo))
@@ -192,6 +193,7 @@ def sentence_logprobs(
     batch_size: int = 64,
     start_token: str | None = None,
     progress: bool = False,
+    description: str = "scoring sentences",
 ) -> list[float]:
     """Mean natural-log token probability of each sentence under a causal LM (bias-bench's GPT-2 scorer).
 
@@ -200,7 +202,9 @@ def sentence_logprobs(
     token, exactly like bias-bench's two passes but batched. exp() of a value is bias-bench's score
     2^(mean log2 p). An empty sentence (no tokens) scores nan.
     """
-    per_token = causal_token_logprobs(lm, sentences, batch_size, start_token, progress)
+    per_token = causal_token_logprobs(
+        lm, sentences, batch_size, start_token, progress, description=description
+    )
     return [sum(t) / len(t) if t else math.nan for t in per_token]
 
 
@@ -290,12 +294,13 @@ def pair_scores(
     batch_size: int = 64,
     start_token: str | None = None,
     progress: bool = False,
+    description: str = "scoring pairs",
 ) -> list[tuple[float, float]]:
     """(score(a), score(b)) per pair with the CrowS-Pairs scorer of the model's kind (see module doc)."""
     if lm.kind == "masked":
         return masked_pair_scores(lm, pairs, batch_size, progress)
     flat = [s for pair in pairs for s in pair]
-    scores = sentence_logprobs(lm, flat, batch_size, start_token, progress)
+    scores = sentence_logprobs(lm, flat, batch_size, start_token, progress, description)
     return [(scores[2 * i], scores[2 * i + 1]) for i in range(len(pairs))]
 
 
@@ -322,10 +327,11 @@ def grouped_sentence_logprobs(
     batch_size: int = 64,
     start_token: str | None = None,
     progress: bool = False,
+    description: str = "scoring sentences",
 ) -> list[list[float]]:
     """`sentence_logprobs` over groups of sentences (e.g. StereoSet's three candidates), same shape back."""
     flat = [s for g in groups for s in g]
-    scores = sentence_logprobs(lm, flat, batch_size, start_token, progress)
+    scores = sentence_logprobs(lm, flat, batch_size, start_token, progress, description)
     out: list[list[float]] = []
     offset = 0
     for g in groups:
@@ -342,6 +348,59 @@ def stereoset_template_word(context: str, sentence: str) -> str:
             word_idx = idx
     words = sentence.split(" ")
     return words[min(word_idx, len(words) - 1)].translate(str.maketrans("", "", string.punctuation))
+
+
+def stereoset_masked_scores(
+    lm: LoadedModel,
+    items: Sequence[tuple[str, str]],
+    batch_size: int = 64,
+    progress: bool = False,
+) -> list[float]:
+    """bias-bench `_likelihood_score` for (context, sentence) pairs, all masked inputs batched.
+
+    The template word's sub-tokens are inserted one at a time before a [MASK] placed where BLANK was;
+    the score is the arithmetic mean of the probabilities of the true sub-tokens. When a context has two
+    BLANKs, both get the insertion and the first [MASK] is read (as the one-at-a-time reference does).
+    """
+    tok = lm.tokenizer
+    if tok.mask_token_id is None:
+        raise UserError(f"{lm.name} has no [MASK] token; masked scoring needs a masked LM tokenizer")
+    masked: list[tuple[list[int], int, int]] = []
+    owners: list[int] = []
+    for n, (context, sentence) in enumerate(items):
+        insertion = tok.encode(stereoset_template_word(context, sentence), add_special_tokens=False)
+        for k in range(len(insertion)):
+            text = context.replace("BLANK", f"{tok.decode(insertion[:k])}{tok.mask_token}")
+            ids = list(tok.encode(text, add_special_tokens=True))
+            masked.append((ids, ids.index(tok.mask_token_id), insertion[k]))
+            owners.append(n)
+    logps = masked_token_logprobs(lm, masked, batch_size, progress)
+    sums = [0.0] * len(items)
+    counts = [0] * len(items)
+    for owner, lp in zip(owners, logps, strict=True):
+        sums[owner] += math.exp(lp)
+        counts[owner] += 1
+    return [sums[i] / counts[i] if counts[i] else math.nan for i in range(len(items))]
+
+
+def text_perplexity(
+    lm: LoadedModel,
+    text: str,
+    window: int = 512,
+    batch_size: int = 16,
+    start_token: str | None = None,
+) -> tuple[float, int]:
+    """(perplexity, scored tokens) of a text under a causal LM: the token stream is cut into windows of
+    `window` tokens, each scored like a sentence (first token given the start token alone)."""
+    if lm.kind != "causal":
+        raise UserError("--ppl-text needs a causal LM; masked LMs have no left-to-right perplexity")
+    ids = list(lm.tokenizer.encode(text, add_special_tokens=False))
+    if not ids:
+        raise UserError("the --ppl-text file holds no text; pass a non-empty UTF-8 text file")
+    windows = [ids[i : i + window] for i in range(0, len(ids), window)]
+    per_token = causal_token_logprobs(lm, [], batch_size, start_token, token_ids=windows)
+    total = sum(sum(t) for t in per_token)
+    return math.exp(-total / len(ids)), len(ids)
 
 
 # Name used by reference.py.
