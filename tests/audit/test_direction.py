@@ -23,7 +23,7 @@ def test_pairs_swap_group_terms(data_dir: Path) -> None:
 def test_summary_shares_and_examples() -> None:
     pairs = [(str(i), f"s{i}", f"c{i}") for i in range(4)]
     s = summarise([-2.0, -1.0, 0.5, 3.0], pairs, "m")
-    assert s["n_pairs"] == 4
+    assert s["n_pairs"] == 4 and s["n_unscorable"] == 0
     assert s["share_data_more_likely"] == 0.5 and s["share_counterfactual_more_likely"] == 0.5
     assert s["mean_difference"] == pytest.approx(0.125)
     assert s["examples"][0]["difference"] == -2.0 and s["examples"][3]["difference"] == 3.0
@@ -53,6 +53,7 @@ def test_direction_with_the_local_model(tmp_path: Path, data_dir: Path, smollm2)
         benchmark_overlap=False,
         plots=True,
         console=Console(quiet=True),
+        target_lm=smollm2,  # the session fixture: the model is loaded once
     )
     report = run.run([("d", [data])])["report"]
     d = report["direction"]
@@ -62,3 +63,9 @@ def test_direction_with_the_local_model(tmp_path: Path, data_dir: Path, smollm2)
     pairs = [(e["sentence"], e["counterfactual"]) for e in d["examples"][:1]]
     assert pair_differences(smollm2, pairs, 4)[0] == pytest.approx(d["examples"][0]["difference"], abs=1e-3)
     assert "direction.png" in json.loads((tmp_path / "r" / "report.json").read_text())["plots"]
+
+
+def test_summary_skips_unscorable_pairs() -> None:
+    pairs = [("a", "s", "c"), ("b", "s2", "c2")]
+    s = summarise([float("nan"), 1.0], pairs, "m")
+    assert s["n_pairs"] == 1 and s["n_unscorable"] == 1 and s["examples"][0]["id"] == "b"

@@ -40,9 +40,12 @@ def build_pairs(
 def summarise(
     differences: Sequence[float], pairs: Sequence[tuple[str, str, str]], model: str
 ) -> dict[str, Any]:
-    d = np.asarray(differences, dtype=np.float64)
+    raw = np.asarray(differences, dtype=np.float64)
+    keep = ~np.isnan(raw)  # a masked-LM scorer gives nan for pairs without a modified token
+    d = raw[keep]
+    pairs = [p for p, k in zip(pairs, keep.tolist(), strict=True) if k]
     if not len(d):
-        return {"model": model, "n_pairs": 0}
+        return {"model": model, "n_pairs": 0, "n_unscorable": int((~keep).sum())}
     order = np.argsort(d)
     examples = [
         {"id": pairs[i][0], "sentence": pairs[i][1], "counterfactual": pairs[i][2], "difference": float(d[i])}
@@ -52,6 +55,8 @@ def summarise(
     return {
         "model": model,
         "n_pairs": len(d),
+        "n_unscorable": int((~keep).sum()),
+        "score": "mean log-probability per token (vdata eval's CrowS-Pairs scoring for the model's kind)",
         "mean_difference": float(d.mean()),
         "median_difference": float(np.median(d)),
         "share_data_more_likely": float((d > 0).mean()),
@@ -67,9 +72,14 @@ def summarise(
 
 
 def make_direction_scorer(
-    model_name: str, word_lists: dict[str, list[tuple[str, ...]]], batch_size: int, seed: int = 0
+    model_name: str,
+    word_lists: dict[str, list[tuple[str, ...]]],
+    batch_size: int,
+    seed: int = 0,
+    loaded: Any | None = None,
 ) -> Any:
-    """A callable for `Auditor.finish(direction=...)`; loads the model lazily (only if there are pairs)."""
+    """A callable for `Auditor.finish(direction=...)`; loads the model lazily (only if there are pairs),
+    or uses `loaded` (a `LoadedModel`) when the caller already has it."""
 
     def score(samples: Sequence[tuple[str, str, list[str]]]) -> dict[str, Any]:
         pairs = build_pairs(samples, word_lists, seed)
@@ -78,7 +88,7 @@ def make_direction_scorer(
         from vdata.core.models import load_model
         from vdata.evaluate.scoring import pair_differences
 
-        lm = load_model(model_name)
+        lm = loaded if loaded is not None else load_model(model_name)
         diffs = pair_differences(lm, [(a, b) for _, a, b in pairs], batch_size)
         return summarise([float(x) for x in diffs], pairs, model_name)
 

@@ -41,6 +41,7 @@ class AuditRun:
     plots: bool = True
     console: Console = field(default_factory=lambda: Console(stderr=True))
     embedder: Any = None
+    target_lm: Any = None  # an already loaded `LoadedModel` for --target-model (saves loading it twice)
 
     def _check(self, datasets: list[tuple[str, list[Path]]]) -> list[tuple[str, DatasetReader]]:
         if self.language not in stopwords():
@@ -70,7 +71,9 @@ class AuditRun:
             from vdata.audit.direction import make_direction_scorer
 
             cda_words = frozenset(w.casefold() for tuples in word_lists.values() for t in tuples for w in t)
-            direction = make_direction_scorer(self.target_model, word_lists, self.batch_size, self.seed)
+            direction = make_direction_scorer(
+                self.target_model, word_lists, self.batch_size, self.seed, loaded=self.target_lm
+            )
         options = AuditOptions(
             sample=self.sample,
             embed_sample=self.embed_sample,
