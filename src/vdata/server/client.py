@@ -120,8 +120,8 @@ def _reason(response: httpx.Response) -> str:
     return json.dumps(body)[:300]
 
 
-def _server_batch_limit(client: httpx.Client) -> int:
-    response = _request_with_retries(client, "GET", "/v1/")
+def _server_batch_limit(client: httpx.Client, sleep: Callable[[float], None]) -> int:
+    response = _request_with_retries(client, "GET", "/v1/", sleep=sleep)
     if response.status_code == 200:
         return int(response.json().get("limits", {}).get("batch_size", DEFAULT_BATCH))
     return DEFAULT_BATCH
@@ -175,7 +175,7 @@ def push_records(
     report = PushReport()
     params = {"contributor": contributor} if contributor else {}
     with httpx.Client(base_url=server, timeout=timeout) as client:
-        size = batch_size or min(DEFAULT_BATCH, _server_batch_limit(client))
+        size = batch_size or min(DEFAULT_BATCH, _server_batch_limit(client, sleep))
         for start in range(0, len(records), size):
             batch = [r.to_dict() for r in records[start : start + size]]
             while batch:
