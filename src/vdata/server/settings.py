@@ -33,6 +33,18 @@ def normalise_db_url(url: str | None) -> str:
     )
 
 
+# Limits an operator can set in the environment (options of `vdata serve` take precedence).
+ENV_LIMITS: dict[str, tuple[str, type]] = {
+    "batch_size": ("VDATA_BATCH_SIZE", int),
+    "max_body_bytes": ("VDATA_MAX_BODY_BYTES", int),
+    "max_page": ("VDATA_MAX_PAGE", int),
+    "query_timeout_s": ("VDATA_QUERY_TIMEOUT", float),
+    "query_row_limit": ("VDATA_QUERY_ROW_LIMIT", int),
+    "put_rate": ("VDATA_PUT_RATE", float),
+    "put_burst": ("VDATA_PUT_BURST", int),
+}
+
+
 @dataclass(frozen=True)
 class ServerSettings:
     db_url: str
@@ -57,22 +69,22 @@ class ServerSettings:
     def from_env(cls, db: str | None = None, **overrides: Any) -> ServerSettings:
         """Settings from options (`overrides`; None means "not given") over environment variables."""
         values: dict[str, Any] = {"db_url": normalise_db_url(db or os.environ.get("VDATA_DB"))}
-        env_ints = {"batch_size": "VDATA_BATCH_SIZE", "max_body_bytes": "VDATA_MAX_BODY_BYTES"}
-        for key, name in env_ints.items():
+        for key, (name, kind) in ENV_LIMITS.items():
             if os.environ.get(name):
                 try:
-                    values[key] = int(os.environ[name])
+                    values[key] = kind(os.environ[name])
                 except ValueError as e:
-                    raise UserError(f"{name} must be an integer, got {os.environ[name]!r}") from e
+                    raise UserError(f"{name} must be a number, got {os.environ[name]!r}") from e
         if os.environ.get("VDATA_DONATE_URL"):
             values["donate_url"] = os.environ["VDATA_DONATE_URL"]
         if os.environ.get("VDATA_DONATE_MESSAGE"):
             values["donate_message"] = os.environ["VDATA_DONATE_MESSAGE"]
         values["moderator_token"] = os.environ.get("VDATA_MODERATOR_TOKEN") or None
         values.update({k: v for k, v in overrides.items() if v is not None})
-        for key in ("batch_size", "max_body_bytes", "query_row_limit", "max_page"):
+        for key in ("batch_size", "max_body_bytes", "query_row_limit", "max_page", "put_burst"):
             if values.get(key) is not None and int(values[key]) < 1:
                 raise UserError(f"{key} must be at least 1")
-        if values.get("query_timeout_s") is not None and float(values["query_timeout_s"]) <= 0:
-            raise UserError("--query-timeout must be positive")
+        for key in ("query_timeout_s", "put_rate"):
+            if values.get(key) is not None and float(values[key]) <= 0:
+                raise UserError(f"{key} must be positive")
         return cls(**values)
