@@ -71,6 +71,8 @@ def test_formats(seeded_server: Server) -> None:
     "params",
     [
         {"cursor": "garbage"},
+        {"category": "\x00"},
+        {"q": "a\x00b"},
         {"cursor": "czE'; DROP"},
         {"limit": 0},
         {"limit": -5},

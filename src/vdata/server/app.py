@@ -168,6 +168,30 @@ class AccessLog:
                 )
 
 
+class RejectNul:
+    """Pure ASGI middleware: 400 for a NUL in the query string (PostgreSQL text cannot hold one)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and b"%00" in scope.get("query_string", b""):
+            body = dumps({"detail": "query parameters must not contain NUL characters (%00)"})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 400,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)
+
+
 class StatusChange(BaseModel):
     status: Literal["approved", "rejected", "pending"]
 
@@ -253,6 +277,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine
+    app.add_middleware(RejectNul)
     app.add_middleware(AccessLog)
     bearer = HTTPBearer(auto_error=False, description="Moderator token (VDATA_MODERATOR_TOKEN on the server)")
 
