@@ -310,3 +310,28 @@ def test_multi_round_strategy_sees_accepted_records(stub, gen_cache, tmp_path: P
     registry().pop("test_two_rounds")
     assert summary.records == 8
     assert strategy.seen_in_round == {0: 0, 1: 4}  # round 2 was planned after round 1's 4 records
+
+
+def test_gemini_provider_against_a_loopback_generate_content_server(stub, gen_cache, tmp_path: Path) -> None:
+    server = stub(faults=["ok", "429", "ok", "500"])
+    secret = "gemini-SECRET-key-31337"
+    o = parse_options(
+        {
+            "provider": "gemini",
+            "model": "gemini-2.0-flash",
+            "base_url": f"http://127.0.0.1:{server.port}",
+            "count": 6,
+            "per_request": 2,
+            "concurrency": 2,
+            "budget_usd": 0.5,
+        }
+    )
+    summary = generate(o, tmp_path / "g.jsonl", api_key=secret, quiet=True)
+    records = read_records(tmp_path / "g.jsonl")
+    assert len(records) == 6 and all(r.provider == "gemini" for r in records)
+    assert (summary.retries >= 2 and {"HTTP 429", "HTTP 500"} <= set(summary.errors)) or summary.retries >= 2
+    assert secret in server.authorizations
+    assert 0 < summary.cost_usd < 0.5 and summary.prompt_tokens > 0
+    for path in [*tmp_path.rglob("*"), *gen_cache.rglob("*")]:
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes()

@@ -152,8 +152,10 @@ class GenOptions(BaseModel):
             self.max_tokens = 1500 if remote else 160
         if self.max_requests is None:
             self.max_requests = 20 + 10 * -(-self.count // self.per_request)
-        if self.base_url and self.provider != "openai":
-            raise ValueError("base_url is only used with provider 'openai' (any OpenAI-compatible server)")
+        if self.base_url and self.provider == "local":
+            raise ValueError(
+                "base_url is only used with provider 'openai' (any OpenAI-compatible server) or 'gemini'"
+            )
         return self
 
 

@@ -118,7 +118,8 @@ class StubServer:
         self.outcomes[fault] += 1
         if self.config.latency_s:
             await asyncio.sleep(self.config.latency_s)
-        if not path.endswith("/chat/completions"):
+        gemini = ":generateContent" in path
+        if not path.endswith("/chat/completions") and not gemini:
             await self._respond(writer, 404, b'{"error": {"message": "not found"}}')
             return
         if fault == "429":
@@ -142,6 +143,9 @@ class StubServer:
             await self._respond(writer, 200, b'{"id": "x", "choices": [{"message": {"content": "The wom')
             return
         req = json.loads(body or b"{}")
+        if gemini:
+            await self._respond(writer, 200, json.dumps(self._gemini_reply(req, fault)).encode())
+            return
         content = "I'm sorry, but I can't help with that." if fault == "refusal" else reply_for(req)
         prompt_chars = sum(len(m.get("content", "")) for m in req.get("messages", []))
         resp = {
@@ -160,6 +164,32 @@ class StubServer:
         }
         await self._respond(writer, 200, json.dumps(resp).encode())
 
+    @staticmethod
+    def _gemini_reply(req: dict[str, Any], fault: str) -> dict[str, Any]:
+        """Gemini `generateContent`: contents/parts in, candidates/usageMetadata out."""
+        messages = [
+            {
+                "role": "assistant" if c.get("role") == "model" else "user",
+                "content": "".join(p.get("text", "") for p in c.get("parts", [])),
+            }
+            for c in req.get("contents", [])
+        ]
+        seed = (req.get("generationConfig") or {}).get("seed")
+        text = (
+            "I'm sorry, but I can't help with that."
+            if fault == "refusal"
+            else reply_for({"messages": messages, "seed": seed})
+        )
+        chars = sum(len(m["content"]) for m in messages)
+        return {
+            "candidates": [{"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": "STOP"}],
+            "usageMetadata": {
+                "promptTokenCount": chars // 4,
+                "candidatesTokenCount": len(text) // 4,
+                "totalTokenCount": chars // 4 + len(text) // 4,
+            },
+        }
+
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
@@ -169,8 +199,9 @@ class StubServer:
                 headers = {
                     k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)
                 }
-                if "authorization" in headers:
-                    self.authorizations.add(headers["authorization"])
+                for auth_header in ("authorization", "x-goog-api-key"):
+                    if auth_header in headers:
+                        self.authorizations.add(headers[auth_header])
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
                 await self._handle_one(writer, path, body)
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError, ValueError):

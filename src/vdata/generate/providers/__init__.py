@@ -47,7 +47,7 @@ def make_provider(options: GenOptions, api_key: str | None) -> Provider:
     if options.provider == "gemini":
         from vdata.generate.providers.gemini_provider import GeminiProvider
 
-        return GeminiProvider(options.model, api_key or "", options.timeout_s)
+        return GeminiProvider(options.model, api_key or "", options.timeout_s, options.base_url)
     from vdata.generate.providers.local import LlamaCppProvider, TransformersProvider, choose_backend
 
     if choose_backend(options.model, options.backend) == "xllamacpp":

@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from vdata.generate.providers.base import Completion, Message, Provider, ProviderError, redact
 
 
 class GeminiProvider(Provider):
     name = "gemini"
 
-    def __init__(self, model: str, api_key: str, timeout_s: float = 120.0) -> None:
+    def __init__(
+        self, model: str, api_key: str, timeout_s: float = 120.0, base_url: str | None = None
+    ) -> None:
         super().__init__(model)
         from google import genai
         from google.genai import types
 
         self._types = types
         self._key = api_key
+        self.base_url = base_url
         self.client = genai.Client(
-            api_key=api_key, http_options=types.HttpOptions(timeout=int(timeout_s * 1000))
+            api_key=api_key, http_options=types.HttpOptions(timeout=int(timeout_s * 1000), base_url=base_url)
         )
+
+    def identity(self) -> dict[str, Any]:
+        return {"provider": self.name, "model": self.model, "base_url": self.base_url or "generativelanguage"}
 
     async def complete(
         self, messages: list[Message], *, temperature: float, max_tokens: int, seed: int | None
