@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import json
 from collections.abc import Sequence
@@ -117,6 +118,26 @@ def _escape_like(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+@functools.lru_cache(maxsize=128)
+def _records_statement(
+    columns: tuple[str, ...], by_category: bool, by_strategy: bool, by_provider: bool, by_text: bool, after: bool
+) -> Select[Any]:
+    """One statement per filter shape, built once: SQLAlchemy then reuses its compiled form."""
+    cols = [record_store.c.seq, *(record_store.c[name] for name in columns)]
+    stmt = select(*cols).where(record_store.c.status == bindparam("status"))
+    if by_category:
+        stmt = stmt.where(record_store.c.category.in_(bindparam("categories", expanding=True)))
+    if by_strategy:
+        stmt = stmt.where(record_store.c.strategy == bindparam("strategy"))
+    if by_provider:
+        stmt = stmt.where(record_store.c.provider == bindparam("provider"))
+    if by_text:
+        stmt = stmt.where(func.lower(record_store.c.text).like(bindparam("pattern"), escape="\\"))
+    if after:
+        stmt = stmt.where(record_store.c.seq > bindparam("after_seq"))
+    return stmt.order_by(record_store.c.seq).limit(bindparam("limit"))
+
+
 def records_query(
     *,
     status: str,
@@ -127,26 +148,32 @@ def records_query(
     q: str | None = None,
     after_seq: int | None = None,
     limit: int,
-) -> Select[Any]:
-    cols = [record_store.c.seq, *(record_store.c[name] for name in columns)]
-    stmt = select(*cols).where(record_store.c.status == status)
+) -> tuple[Select[Any], dict[str, Any]]:
+    """The statement and its bound parameters for one page of records (user input only in parameters)."""
+    stmt = _records_statement(
+        tuple(columns), bool(categories), bool(strategy), bool(provider), bool(q), after_seq is not None
+    )
+    params: dict[str, Any] = {"status": status, "limit": limit}
     if categories:
-        stmt = stmt.where(record_store.c.category.in_(list(categories)))
+        params["categories"] = list(categories)
     if strategy:
-        stmt = stmt.where(record_store.c.strategy == strategy)
+        params["strategy"] = strategy
     if provider:
-        stmt = stmt.where(record_store.c.provider == provider)
+        params["provider"] = provider
     if q:
-        stmt = stmt.where(func.lower(record_store.c.text).like(f"%{_escape_like(q.lower())}%", escape="\\"))
+        params["pattern"] = f"%{_escape_like(q.lower())}%"
     if after_seq is not None:
-        stmt = stmt.where(record_store.c.seq > after_seq)
-    return stmt.order_by(record_store.c.seq).limit(limit)
+        params["after_seq"] = after_seq
+    return stmt, params
 
 
-def fetch_page(engine: Engine, stmt: Select[Any], limit: int) -> tuple[list[dict[str, Any]], str | None]:
+def fetch_page(
+    engine: Engine, query: tuple[Select[Any], dict[str, Any]], limit: int
+) -> tuple[list[dict[str, Any]], str | None]:
     """Rows of one keyset page (the statement asks for limit + 1) and the cursor of the next page."""
+    stmt, params = query
     with engine.connect() as conn:
-        result = conn.execute(stmt)
+        result = conn.execute(stmt, params)
         keys = list(map(str, result.keys()))[1:]
         raw = result.fetchall()
     more = len(raw) > limit
