@@ -107,7 +107,9 @@ def evaluate(lm: Any, data_dir: Path, lms_sample: int | None, ppl_texts: list[st
     gender = [x for x in items if x["bias_type"] == "gender"]
     overall = items
     if lms_sample and lms_sample < len(items):
-        overall = random.Random(0).sample(items, lms_sample)
+        # The gender examples (scored anyway) plus a seeded sample of the other domains.
+        others = [x for x in items if x["bias_type"] != "gender"]
+        overall = gender + random.Random(0).sample(others, lms_sample)
     need = {id(x): x for x in [*gender, *overall]}.values()
     sents = [s for x in need for s in (x["stereotype"], x["anti-stereotype"], x["unrelated"])]
     scores = dict(zip(sents, sentence_scores(lm, sents), strict=True))
@@ -159,7 +161,7 @@ def paired_reduction_ci(before: dict[str, Any], after: dict[str, Any]) -> tuple[
     return vals[int(0.025 * BOOTSTRAP)], vals[int(0.975 * BOOTSTRAP) - 1]
 
 
-def ppl_corpus(data_dir: Path, n: int = 500) -> list[str]:
+def ppl_corpus(data_dir: Path, n: int = 200) -> list[str]:
     """Natural sentences not used by the SS/LMS scores: StereoSet intersentence contexts."""
     from vdata.core.benchdata import locate
 
@@ -292,11 +294,20 @@ def main() -> None:
         else:
             data = han
         extra: dict[str, Any] = {"cda": ["gender"]} if run.endswith("-cda") else {}
+        if run == "han" and args.han_limit:
+            extra["limit"] = args.han_limit
         if run == "han-cda" and args.cda_limit:
             extra["limit"] = args.cda_limit  # CDA doubles the data: same number of training samples as `han`
         manifests[run] = train(run, data, args, **extra)
         results[run] = cached_eval(run, str(args.work / run), args, ppl_texts)
-    bs1 = bs1_throughput(han, args) if "han" in manifests else None
+        write_report(results, manifests, None, args)
+    bs1 = bs1_throughput(han, args) if "han" in manifests and args.bs1_steps else None
+    write_report(results, manifests, bs1, args)
+
+
+def write_report(
+    results: dict[str, Any], manifests: dict[str, Any], bs1: dict[str, float] | None, args: argparse.Namespace
+) -> None:
 
     base = results["base"]
     lines = [

@@ -142,6 +142,7 @@ def test_smollm2_lora_lowers_loss_and_loads(data_dir: Path, tmp_path: Path) -> N
         lr=2e-3,
         merge=True,
         val_fraction=0,
+        save_every=0,
     )
     m = run_debias(s).manifest
     assert m["losses"]["final_train"] < m["losses"]["initial_train"] - 0.3

@@ -31,6 +31,7 @@ METHODS = ("lora", "bottleneck", "full")
 OBJECTIVES = ("sentence", "attribute")
 CHECKPOINT_DIR = ".checkpoint"
 MANIFEST = "manifest.json"
+TRAIN_LOSS_SAMPLE = 128  # training examples whose loss is reported before and after (a cheap diagnostic)
 
 
 @dataclass
@@ -489,7 +490,7 @@ def run_debias(s: DebiasSettings, console: Any = None) -> RunResult:
         torch.set_rng_state(state["torch_rng"])
     else:
         initial_val = evaluate_loss(trainee, prepared.val, kind, pad_id, s.batch_size)
-        initial_train = evaluate_loss(trainee, prepared.train[:512], kind, pad_id, s.batch_size)
+        initial_train = evaluate_loss(trainee, prepared.train[:TRAIN_LOSS_SAMPLE], kind, pad_id, s.batch_size)
     resumed_from = progress_state["step"]
 
     def save_checkpoint() -> None:
@@ -525,61 +526,70 @@ def run_debias(s: DebiasSettings, console: Any = None) -> RunResult:
 
     steps_this_call = 0
     running_loss: list[float] = []
-    with _progress(console, s.quiet) as bar:
-        task = bar.add_task(
-            "training", total=total_steps, completed=progress_state["step"], loss=float("nan"), sps=0.0
-        )
-        while progress_state["epoch"] < s.epochs and not progress_state["stopped_early"]:
-            epoch = progress_state["epoch"]
-            batches = batches_for_epoch(lengths, s.batch_size, s.seed, epoch)
-            while progress_state["batch"] < len(batches):
-                start = time.perf_counter()
-                first = progress_state["batch"]
-                group = batches[first : first + s.grad_accum]
-                n_in_group = sum(len(b) for b in group)
-                optimizer.zero_grad(set_to_none=True)
-                group_loss = 0.0
-                for ids in group:
-                    batch = pad_batch([prepared.train[i] for i in ids], pad_id)
-                    loss, _ = batch_loss(trainee, batch, kind)
-                    (loss * len(ids) / n_in_group).backward()
-                    group_loss += float(loss.detach()) * len(ids) / n_in_group
-                torch.nn.utils.clip_grad_norm_(list(trainee.trainable().values()), 1.0)
-                optimizer.step()
-                scheduler.step()
-                elapsed = time.perf_counter() - start
-                progress_state["batch"] += len(group)
-                progress_state["step"] += 1
-                progress_state["train_seconds"] += elapsed
-                progress_state["samples_seen"] += n_in_group
-                running_loss = [*running_loss[-19:], group_loss]
-                progress_state["last_train_loss"] = sum(running_loss) / len(running_loss)
-                steps_this_call += 1
-                bar.update(
-                    task,
-                    completed=progress_state["step"],
-                    loss=progress_state["last_train_loss"],
-                    sps=progress_state["samples_seen"] / max(1e-9, progress_state["train_seconds"]),
-                )
-                if s.eval_every and progress_state["step"] % s.eval_every == 0 and validate():
-                    progress_state["stopped_early"] = True
-                    break
-                if s.save_every and progress_state["step"] % s.save_every == 0:
+    consistent = [True]
+    try:
+        with _progress(console, s.quiet) as bar:
+            task = bar.add_task(
+                "training", total=total_steps, completed=progress_state["step"], loss=float("nan"), sps=0.0
+            )
+            while progress_state["epoch"] < s.epochs and not progress_state["stopped_early"]:
+                epoch = progress_state["epoch"]
+                batches = batches_for_epoch(lengths, s.batch_size, s.seed, epoch)
+                while progress_state["batch"] < len(batches):
+                    start = time.perf_counter()
+                    first = progress_state["batch"]
+                    group = batches[first : first + s.grad_accum]
+                    n_in_group = sum(len(b) for b in group)
+                    optimizer.zero_grad(set_to_none=True)
+                    group_loss = 0.0
+                    for ids in group:
+                        batch = pad_batch([prepared.train[i] for i in ids], pad_id)
+                        loss, _ = batch_loss(trainee, batch, kind)
+                        (loss * len(ids) / n_in_group).backward()
+                        group_loss += float(loss.detach()) * len(ids) / n_in_group
+                    torch.nn.utils.clip_grad_norm_(list(trainee.trainable().values()), 1.0)
+                    consistent[0] = False  # weights move ahead of the recorded progress until the lines below
+                    optimizer.step()
+                    scheduler.step()
+                    elapsed = time.perf_counter() - start
+                    progress_state["batch"] += len(group)
+                    progress_state["step"] += 1
+                    consistent[0] = True
+                    progress_state["train_seconds"] += elapsed
+                    progress_state["samples_seen"] += n_in_group
+                    running_loss = [*running_loss[-19:], group_loss]
+                    progress_state["last_train_loss"] = sum(running_loss) / len(running_loss)
+                    steps_this_call += 1
+                    bar.update(
+                        task,
+                        completed=progress_state["step"],
+                        loss=progress_state["last_train_loss"],
+                        sps=progress_state["samples_seen"] / max(1e-9, progress_state["train_seconds"]),
+                    )
+                    if s.eval_every and progress_state["step"] % s.eval_every == 0 and validate():
+                        progress_state["stopped_early"] = True
+                        break
+                    if s.save_every and progress_state["step"] % s.save_every == 0:
+                        save_checkpoint()
+                    if s.stop_after_steps and steps_this_call >= s.stop_after_steps:
+                        save_checkpoint()
+                        raise StopRequested(f"stopped after {steps_this_call} steps; rerun to resume")
+                else:
+                    progress_state["epoch"] += 1
+                    progress_state["batch"] = 0
+                    if not s.eval_every and validate():
+                        progress_state["stopped_early"] = True
                     save_checkpoint()
-                if s.stop_after_steps and steps_this_call >= s.stop_after_steps:
-                    save_checkpoint()
-                    raise StopRequested(f"stopped after {steps_this_call} steps; rerun to resume")
-            else:
-                progress_state["epoch"] += 1
-                progress_state["batch"] = 0
-                if not s.eval_every and validate():
-                    progress_state["stopped_early"] = True
-                save_checkpoint()
+    except KeyboardInterrupt:
+        # Ctrl-C: keep the progress made since the last checkpoint when the state is consistent.
+        if consistent[0]:
+            save_checkpoint()
+        raise
     if best_state is not None:
         trainee.load_trainable_state(best_state)
     model.eval()
     final_val = evaluate_loss(trainee, prepared.val, kind, pad_id, s.batch_size)
-    final_train = evaluate_loss(trainee, prepared.train[:512], kind, pad_id, s.batch_size)
+    final_train = evaluate_loss(trainee, prepared.train[:TRAIN_LOSS_SAMPLE], kind, pad_id, s.batch_size)
     files = _save_outputs(trainee, lm, s, out)
     manifest = {
         "format": "vdata-debias-1",
