@@ -299,9 +299,10 @@ def pair_scores(
     """(score(a), score(b)) per pair with the CrowS-Pairs scorer of the model's kind (see module doc)."""
     if lm.kind == "masked":
         return masked_pair_scores(lm, pairs, batch_size, progress)
-    flat = [s for pair in pairs for s in pair]
-    scores = sentence_logprobs(lm, flat, batch_size, start_token, progress, description)
-    return [(scores[2 * i], scores[2 * i + 1]) for i in range(len(pairs))]
+    scored = grouped_sentence_logprobs(
+        lm, [list(p) for p in pairs], batch_size, start_token, progress, description
+    )
+    return [(g[0], g[1]) for g in scored]
 
 
 def pair_differences(
@@ -321,6 +322,104 @@ def pair_differences(
     return [a - b for a, b in pair_scores(lm, pairs, batch_size, start_token, progress)]
 
 
+def _common_prefix_len(seqs: Sequence[Sequence[int]]) -> int:
+    n = min(len(q) for q in seqs)
+    for i in range(n):
+        if any(q[i] != seqs[0][i] for q in seqs[1:]):
+            return i
+    return n
+
+
+class PackedGroup(NamedTuple):
+    """Sentences sharing a token prefix, laid out as: shared prefix, then each sentence's continuation."""
+
+    ids: list[int]
+    positions: list[int]  # position ids: a continuation restarts right after the prefix
+    segments: list[int]  # 0 = shared prefix, k + 1 = continuation of the group's sentence k
+    scored: list[tuple[int, int, int]]  # (packed row predicting the token, token id, sentence index)
+    first_tokens: list[tuple[int, int]]  # (sentence index, first token id): scored after the start token
+    n_sentences: int
+
+
+def pack_group(token_lists: Sequence[Sequence[int]], first_index: int) -> PackedGroup:
+    """Pack one group; `first_index` is the global index of its first sentence.
+
+    A causal model's output at a position depends only on the tokens up to it, so the rows of the shared
+    prefix are the same for every sentence of the group and are computed once. Exact by construction.
+    """
+    p = _common_prefix_len(token_lists)
+    ids, positions, segments = list(token_lists[0][:p]), list(range(p)), [0] * p
+    scored: list[tuple[int, int, int]] = []
+    first_tokens: list[tuple[int, int]] = []
+    for k, toks in enumerate(token_lists):
+        sentence = first_index + k
+        first_tokens.append((sentence, toks[0]))
+        offset = len(ids)
+        suffix = list(toks[p:])
+        ids += suffix
+        positions += list(range(p, p + len(suffix)))
+        segments += [k + 1] * len(suffix)
+        for j in range(1, len(toks)):
+            row = j - 1 if j - 1 < p else offset + (j - 1 - p)
+            scored.append((row, toks[j], sentence))
+    return PackedGroup(ids, positions, segments, scored, first_tokens, len(token_lists))
+
+
+def block_attention_mask(segments: Any, positions: Any) -> Any:
+    """(B, 1, L, L) bool mask: a row sees the shared prefix and its own continuation, causally.
+
+    Padding (segment -1) rows see only themselves so that no row is fully masked (which yields NaN).
+    """
+    import torch
+
+    seg_q, seg_k = segments[:, :, None], segments[:, None, :]
+    pos_q, pos_k = positions[:, :, None], positions[:, None, :]
+    mask = ((seg_k == 0) | (seg_k == seg_q)) & (pos_k <= pos_q) & (seg_k >= 0)
+    eye = torch.eye(segments.shape[1], dtype=torch.bool)[None]
+    return (mask | (eye & (seg_q < 0)))[:, None]
+
+
+def _packed_batch_logprobs(lm: LoadedModel, items: Sequence[PackedGroup], shortcut: bool, pad: int) -> Any:
+    """{sentence index: sum of log-probs of its tokens after the first} for a batch of packed groups."""
+    import torch
+
+    width = max(len(it.ids) for it in items)
+    ids = torch.full((len(items), width), pad, dtype=torch.long)
+    pos = torch.zeros((len(items), width), dtype=torch.long)
+    seg = torch.full((len(items), width), -1, dtype=torch.long)
+    rows: list[int] = []
+    targets: list[int] = []
+    owners: list[int] = []
+    for b, it in enumerate(items):
+        n = len(it.ids)
+        ids[b, :n] = torch.tensor(it.ids, dtype=torch.long)
+        pos[b, :n] = torch.tensor(it.positions, dtype=torch.long)
+        seg[b, :n] = torch.tensor(it.segments, dtype=torch.long)
+        for row, target, owner in it.scored:
+            rows.append(b * width + row)
+            targets.append(target)
+            owners.append(owner)
+    if not rows:
+        return {}
+    mask = block_attention_mask(seg, pos)
+    # Rows shared by several sentences (the prefix) go through the LM head once.
+    unique_rows, inverse = torch.unique(torch.tensor(rows), return_inverse=True)
+    if shortcut:
+        hidden = lm.model.get_decoder()(
+            input_ids=ids, attention_mask=mask, position_ids=pos
+        ).last_hidden_state
+        hidden = hidden.reshape(-1, hidden.shape[-1])[unique_rows]
+        logits = lm.model.get_output_embeddings()(hidden).float()
+    else:
+        logits = lm.model(input_ids=ids, attention_mask=mask, position_ids=pos).logits
+        logits = logits.reshape(-1, logits.shape[-1])[unique_rows].float()
+    logp = torch.log_softmax(logits, -1)[inverse, torch.tensor(targets)].double().tolist()
+    sums: dict[int, float] = {}
+    for owner, value in zip(owners, logp, strict=True):
+        sums[owner] = sums.get(owner, 0.0) + value
+    return sums
+
+
 def grouped_sentence_logprobs(
     lm: LoadedModel,
     groups: Sequence[Sequence[str]],
@@ -329,13 +428,55 @@ def grouped_sentence_logprobs(
     progress: bool = False,
     description: str = "scoring sentences",
 ) -> list[list[float]]:
-    """`sentence_logprobs` over groups of sentences (e.g. StereoSet's three candidates), same shape back."""
+    """`sentence_logprobs` for groups of related sentences (StereoSet's three candidates, a CrowS pair).
+
+    The sentences of a group share their longest common token prefix: it is run once and each
+    continuation attends to it through a block attention mask, with its own position ids, so every
+    number equals scoring the sentence alone. Groups are length-bucketed; `batch_size` counts sentences.
+    """
+    import torch
+
+    if lm.kind != "causal":
+        raise UserError(f"{lm.name} is a {lm.kind} LM; causal sentence scoring needs a causal LM")
+    if batch_size < 1:
+        raise UserError("--batch-size must be at least 1")
+    start = resolve_start_token(lm.tokenizer, start_token)
+    first = first_token_logprobs(lm, start)
     flat = [s for g in groups for s in g]
-    scores = sentence_logprobs(lm, flat, batch_size, start_token, progress, description)
+    encoded = encode_plain(lm.tokenizer, flat)
+    packed: list[PackedGroup] = []
+    offset = 0
+    for g in groups:
+        toks = encoded[offset : offset + len(g)]
+        if toks and all(toks):
+            packed.append(pack_group(toks, offset))
+        offset += len(g)
+    sums = [0.0] * len(flat)
+    for it in packed:
+        for sentence, token in it.first_tokens:
+            sums[sentence] += float(first[token])
+    shortcut = _head_shortcut_ok(lm.model)
+    pad = _pad_id(lm.tokenizer)
+    order = sorted(range(len(packed)), key=lambda i: len(packed[i].ids))
+    batches: list[list[int]] = []
+    load = 0
+    for i in order:
+        if not batches or load + packed[i].n_sentences > batch_size:
+            batches.append([])
+            load = 0
+        batches[-1].append(i)
+        load += packed[i].n_sentences
+    with sentence_progress(len(flat), description, progress) as advance, torch.inference_mode():
+        for batch in batches:
+            items = [packed[i] for i in batch]
+            for sentence, value in _packed_batch_logprobs(lm, items, shortcut, pad).items():
+                sums[sentence] += value
+            advance(sum(it.n_sentences for it in items))
+    means = [total / len(toks) if toks else math.nan for total, toks in zip(sums, encoded, strict=True)]
     out: list[list[float]] = []
     offset = 0
     for g in groups:
-        out.append(scores[offset : offset + len(g)])
+        out.append(means[offset : offset + len(g)])
         offset += len(g)
     return out
 

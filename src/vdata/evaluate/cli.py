@@ -1,0 +1,170 @@
+"""`vdata eval`: bias benchmarks (StereoSet, CrowS-Pairs, BiasTestGPT) the way bias-bench computes them."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from vdata.core.errors import UserError
+
+HELP = """Evaluate a model's social bias (bias-bench protocol) and capability.
+
+  vdata eval MODEL [--benchmarks stereoset,crows_pairs,biastestgpt] [--split test|dev] ...
+  vdata eval --from-predictions preds.json --benchmarks stereoset --split dev --out results.json
+  vdata eval compare before.json after.json [--out compare.md]
+
+MODEL: `smollm2-135m` (default), a Hugging Face id or checkpoint path, or a `vdata debias` output dir.
+Writes results JSON, a markdown summary (.md) and a bar chart (.png) beside --out.
+"""
+
+
+def _split_list(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+def _default_out(model: str) -> Path:
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(model).name or model).strip("-") or "model"
+    return Path(f"eval-{slug}.json")
+
+
+def _write_json(path: Path, doc: Any) -> None:
+    from vdata.core.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+
+
+def _write_outputs(
+    results: dict[str, Any], out: Path, predictions: dict[str, Any] | None, predictions_out: Path | None
+) -> list[Path]:
+    from vdata.core.io import atomic_path
+    from vdata.evaluate.report import bar_chart, markdown_summary
+
+    written = []
+    if predictions_out is not None and predictions is not None:
+        _write_json(predictions_out, predictions)
+        written.append(predictions_out)
+    md, png = out.with_suffix(".md"), out.with_suffix(".png")
+    with atomic_path(md) as tmp:
+        tmp.write_text(markdown_summary(results), encoding="utf-8")
+    bar_chart(results, png)
+    _write_json(out, results)  # last: a results file exists only when everything else succeeded
+    return [*written, md, png, out]
+
+
+def _compare(paths: list[str], out: Path | None, quiet: bool) -> None:
+    from vdata.core.io import atomic_path, check_writable
+    from vdata.evaluate.report import compare_table
+
+    if len(paths) != 2:
+        raise UserError("usage: vdata eval compare BEFORE.json AFTER.json [--out table.md]")
+    docs = []
+    for p in map(Path, paths):
+        try:
+            docs.append(json.loads(p.read_text(encoding="utf-8")))
+        except FileNotFoundError as e:
+            raise UserError(f"results file {p} does not exist") from e
+        except json.JSONDecodeError as e:
+            raise UserError(f"{p} is not a vdata eval results JSON ({e})") from e
+    out = out or Path("compare.md")
+    if out.suffix == ".json":
+        raise UserError("compare writes markdown; give --out a .md path")
+    check_writable(out)
+    table = compare_table(docs[0], docs[1])
+    with atomic_path(out) as tmp:
+        tmp.write_text(table, encoding="utf-8")
+    if not quiet:
+        typer.echo(table)
+    typer.echo(f"wrote {out}", err=True)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("eval", help=HELP)
+    def eval_command(
+        args: list[str] = typer.Argument(
+            None,
+            metavar="MODEL | compare BEFORE AFTER",
+            help="model to evaluate, or `compare before.json after.json`",
+        ),
+        benchmarks: str = typer.Option(
+            "stereoset,crows_pairs", help="comma-separated: stereoset, crows_pairs, biastestgpt"
+        ),
+        split: str = typer.Option("test", help="StereoSet split: test (what bias-bench reports) or dev"),
+        bias_types: str = typer.Option(
+            None, help="comma-separated bias types to keep, e.g. gender,race,religion"
+        ),
+        limit: int = typer.Option(
+            None, help="only the first N examples of each domain / bias type (quick runs)"
+        ),
+        batch_size: int = typer.Option(64, help="sentences per forward pass"),
+        out: Path = typer.Option(
+            None, help="results JSON (default eval-<model>.json); .md and .png beside it"
+        ),
+        predictions_out: Path = typer.Option(None, help="also write per-sentence scores (StereoSet format)"),
+        from_predictions: Path = typer.Option(None, help="re-aggregate a predictions file, no model needed"),
+        ppl_text: Path = typer.Option(None, help="also report perplexity on this text file (causal LMs)"),
+        data_dir: Path = typer.Option(
+            None, help="folder holding the benchmark files (else VDATA_DATA_DIR, cache)"
+        ),
+        start_token: str = typer.Option(
+            None,
+            help="causal LMs: token the first word is conditioned on "
+            "(default: BOS, else EOS; GPT-2: <|endoftext|>)",
+        ),
+        seed: int = typer.Option(0, help="bootstrap seed for the 95% intervals"),
+        resamples: int = typer.Option(1000, help="bootstrap resamples"),
+        dtype: str = typer.Option("float32", help="model dtype (float32 reproduces bias-bench)"),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars or tables"),
+    ) -> None:
+        from vdata.core.io import check_writable
+        from vdata.evaluate.runner import EvalOptions, run_from_predictions, run_model
+
+        args = list(args or [])
+        if args and args[0] == "compare":
+            _compare(args[1:], out, quiet)
+            return
+        if len(args) > 1:
+            raise UserError(f"expected one MODEL, got {len(args)}: {' '.join(args)}")
+        if from_predictions is not None and args:
+            raise UserError("give either MODEL or --from-predictions, not both")
+        if split not in {"test", "dev"}:
+            raise UserError(f"--split must be test or dev, not {split!r}")
+        if resamples < 1:
+            raise UserError("--resamples must be at least 1")
+        options = EvalOptions(
+            benchmarks=_split_list(benchmarks) or [],
+            split=split,
+            bias_types=_split_list(bias_types),
+            limit=limit,
+            batch_size=batch_size,
+            start_token=start_token,
+            data_dir=str(data_dir) if data_dir else None,
+            ppl_text=ppl_text,
+            seed=seed,
+            resamples=resamples,
+            progress=not quiet,
+            dtype=dtype,
+        )
+        if not options.benchmarks:
+            raise UserError("--benchmarks is empty; name at least one of stereoset, crows_pairs, biastestgpt")
+        model = args[0] if args else "smollm2-135m"
+        out = out or (_default_out(from_predictions.stem) if from_predictions else _default_out(model))
+        if out.suffix != ".json":
+            raise UserError(f"--out {out} should end in .json (the .md and .png are written beside it)")
+        for path in (out, out.with_suffix(".md"), out.with_suffix(".png"), predictions_out):
+            if path is not None:
+                check_writable(path)
+        if from_predictions is not None:
+            results, predictions = run_from_predictions(from_predictions, options), None
+        else:
+            results, predictions = run_model(model, options)
+        written = _write_outputs(results, out, predictions, predictions_out)
+        if not quiet:
+            from vdata.evaluate.report import markdown_summary
+
+            typer.echo(markdown_summary(results))
+        typer.echo("wrote " + ", ".join(map(str, written)), err=True)

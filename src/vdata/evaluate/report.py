@@ -1,0 +1,151 @@
+"""Human-readable outputs: markdown summary, PNG bar chart, and before/after comparison."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from vdata.core.io import atomic_path
+
+
+def _fmt(x: Any) -> str:
+    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.2f}"
+
+
+def _ci(ci: Any) -> str:
+    return f"[{_fmt(ci[0])}, {_fmt(ci[1])}]" if isinstance(ci, list | tuple) and len(ci) == 2 else "–"
+
+
+def metric_rows(results: dict[str, Any]) -> Iterator[tuple[str, str, float, list[float] | None]]:
+    """(benchmark, row label, value, 95% interval or None) for every number worth comparing."""
+    for bench, block in results.items():
+        if bench in {"model", "provenance", "perplexity", "perplexity_tokens"} or not isinstance(block, dict):
+            continue
+        if "intrasentence" in block:
+            for domain, row in block["intrasentence"].items():
+                yield bench, f"{domain} SS", row["SS"], row.get("ss_ci95")
+                yield bench, f"{domain} LMS", row["LMS"], None
+                yield bench, f"{domain} ICAT", row["ICAT"], None
+        else:
+            for group, row in block.items():
+                yield bench, f"{group} metric", row["metric"], row.get("ci95")
+    if results.get("perplexity") is not None:
+        yield "capability", "perplexity", results["perplexity"], None
+
+
+def markdown_summary(results: dict[str, Any]) -> str:
+    prov = results.get("provenance", {})
+    lines = [f"# vdata eval: {results.get('model')}", ""]
+    for bench, block in results.items():
+        if not isinstance(block, dict) or bench == "provenance":
+            continue
+        if "intrasentence" in block:
+            lines += [
+                f"## StereoSet intrasentence ({block['split']})",
+                "",
+                "| domain | SS (50 = unbiased) | SS 95% CI | LMS | ICAT | examples |",
+                "|---|---|---|---|---|---|",
+            ]
+            lines += [
+                f"| {d} | {_fmt(r['SS'])} | {_ci(r.get('ss_ci95'))} | {_fmt(r['LMS'])} | {_fmt(r['ICAT'])} "
+                f"| {r['n']} |"
+                for d, r in block["intrasentence"].items()
+            ]
+        else:
+            lines += [
+                f"## {bench}",
+                "",
+                "| bias type | metric (50 = unbiased) | 95% CI | pairs |",
+                "|---|---|---|---|",
+            ]
+            lines += [
+                f"| {g} | {_fmt(r['metric'])} | {_ci(r.get('ci95'))} | {r['n']} |" for g, r in block.items()
+            ]
+        lines.append("")
+    if results.get("perplexity") is not None:
+        lines += [
+            f"Perplexity on the --ppl-text file: {results['perplexity']:.2f} "
+            f"({results.get('perplexity_tokens')} tokens)",
+            "",
+        ]
+    keys = (
+        "model_sha256",
+        "start_token",
+        "batch_size",
+        "dtype",
+        "wall_seconds",
+        "vdata_version",
+        "created_at",
+    )
+    lines += ["## Provenance", ""] + [f"- {k}: `{prov[k]}`" for k in keys if prov.get(k) is not None]
+    lines += [f"- data `{rel}`: sha256 `{sha}`" for rel, sha in prov.get("data_sha256", {}).items()]
+    return "\n".join(lines) + "\n"
+
+
+def bar_chart(results: dict[str, Any], path: Path) -> None:
+    """Bias scores with 95% intervals around the 50 line (unbiased), one bar per domain / bias type."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [
+        (f"{b}: {label.removesuffix(' SS').removesuffix(' metric')}", v, ci)
+        for b, label, v, ci in metric_rows(results)
+        if label.endswith((" SS", " metric"))
+    ]
+    fig, ax = plt.subplots(figsize=(8, max(2.5, 0.35 * len(rows) + 1)))
+    if rows:
+        labels, values, cis = zip(*rows, strict=True)
+        err = [
+            [max(v - c[0], 0) if c else 0 for v, c in zip(values, cis, strict=True)],
+            [max(c[1] - v, 0) if c else 0 for v, c in zip(values, cis, strict=True)],
+        ]
+        y = range(len(rows))
+        ax.barh(list(y), [v - 50 for v in values], left=50, xerr=err, color="#4c72b0", capsize=3)
+        ax.set_yticks(list(y), labels)
+        ax.invert_yaxis()
+    ax.axvline(50, color="black", linewidth=1)
+    ax.set_xlabel("stereotype preference (%); 50 = unbiased; bars show 95% bootstrap intervals")
+    ax.set_title(f"vdata eval: {results.get('model')}")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
+def _overlap(a: list[float] | None, b: list[float] | None) -> bool | None:
+    if not a or not b or any(isinstance(x, float) and math.isnan(x) for x in (*a, *b)):
+        return None
+    return a[0] <= b[1] and b[0] <= a[1]
+
+
+def compare_table(before: dict[str, Any], after: dict[str, Any]) -> str:
+    """Markdown table of every shared number with its delta; `*` marks non-overlapping 95% intervals."""
+    old = {(b, label): (v, ci) for b, label, v, ci in metric_rows(before)}
+    lines = [
+        f"# vdata eval compare: {before.get('model')} → {after.get('model')}",
+        "",
+        "| benchmark | metric | before | after | delta | intervals |",
+        "|---|---|---|---|---|---|",
+    ]
+    marked = 0
+    for bench, label, value, ci in metric_rows(after):
+        if (bench, label) not in old:
+            continue
+        v0, ci0 = old[(bench, label)]
+        overlap = _overlap(ci0, ci)
+        note = "–" if overlap is None else ("overlap" if overlap else "**no overlap** *")
+        marked += overlap is False
+        delta = value - v0 if not (math.isnan(value) or math.isnan(v0)) else math.nan
+        lines.append(
+            f"| {bench} | {label} | {_fmt(v0)} {_ci(ci0) if ci0 else ''} | {_fmt(value)} "
+            f"{_ci(ci) if ci else ''} | {'+' if delta > 0 else ''}{_fmt(delta)} | {note} |"
+        )
+    lines += [
+        "",
+        f"`*` {marked} change(s) whose 95% bootstrap intervals do not overlap (unlikely to be noise).",
+    ]
+    return "\n".join(lines) + "\n"
