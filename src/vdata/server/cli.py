@@ -121,12 +121,14 @@ def register(app: typer.Typer) -> None:
         json_fmt: bool = typer.Option(False, "-j", "--json", help="JSON lines (default)."),
         text_fmt: bool = typer.Option(False, "-t", "--text", help="One sentence per line."),
         csv_fmt: bool = typer.Option(False, "-c", "--csv", help="CSV with a header."),
-        sql: str = typer.Option(
-            None,
+        sql_flag: bool = typer.Option(
+            False,
             "--sql",
-            help="Read-only SQL over the views records and stats; `--sql` alone opens $EDITOR.",
-            flag_value="",
-            show_default=False,
+            help="Query with read-only SQL over the views records and stats: `--sql 'SELECT ...'`, "
+            "or `--sql` alone to write the query in $EDITOR (vim if unset).",
+        ),
+        sql_text: str = typer.Argument(
+            None, metavar="[SQL]", show_default=False, help="The query for --sql."
         ),
         category: list[str] = typer.Option(None, "--category", help="Only these categories (repeatable)."),
         strategy: str = typer.Option(None, "--strategy", help="Only this strategy."),
@@ -147,6 +149,9 @@ def register(app: typer.Typer) -> None:
         fmt = "text" if text_fmt else "csv" if csv_fmt else "json"
         url = resolve_server(server)
         check_writable(out)
+        if sql_text and not sql_flag:
+            raise UserError(f"unexpected argument {sql_text!r}; to run SQL, put --sql before the query")
+        sql = (sql_text or "") if sql_flag else None
         if sql is not None and (category or strategy or provider or q):
             raise UserError(
                 "--sql cannot be combined with --category/--strategy/--provider/--q; put filters in the SQL"
