@@ -239,14 +239,16 @@ PUT_BODY_SCHEMA: dict[str, Any] = {
 # --------------------------------------------------------------------------------------- app
 
 
-def create_app(settings: ServerSettings) -> FastAPI:
+def create_app(settings: ServerSettings, *, migrate: bool = True) -> FastAPI:
+    """The app. `migrate`: bring the schema up to date at start (off in workers, whose parent did it)."""
     engine = db.make_engine(settings.db_url)
     limiter = TokenBucket(settings.put_rate, settings.put_burst)
     query_role: dict[str, str | None] = {}
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        await run_in_threadpool(db.upgrade, engine)
+        if migrate:
+            await run_in_threadpool(db.upgrade, engine)
         if not settings.is_sqlite:
             query_role["role"] = await run_in_threadpool(_usable_role)
         log.info(json.dumps({"event": "ready", "db": engine.url.render_as_string(hide_password=True)}))

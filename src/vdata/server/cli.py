@@ -53,6 +53,9 @@ def register(app: typer.Typer) -> None:
         ),
         host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
         port: int = typer.Option(8000, "--port", help="Port to listen on."),
+        workers: int = typer.Option(
+            1, "--workers", help="Worker processes (one per core for real deployments)."
+        ),
         batch_size: int = typer.Option(
             None, "--batch-size", help="Most records per PUT (env VDATA_BATCH_SIZE)."
         ),
@@ -64,7 +67,7 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Run the public dataset server (migrations are applied at start)."""
-        from vdata.server.serve import configure_logging, make_server
+        from vdata.server.serve import configure_logging, make_server, run_workers
         from vdata.server.settings import ServerSettings
 
         settings = ServerSettings.from_env(
@@ -77,8 +80,13 @@ def register(app: typer.Typer) -> None:
             f"vdata server on http://{host}:{port} (docs at /docs); database {_safe_url(settings.db_url)}",
             err=True,
         )
+        if workers < 1:
+            raise UserError(f"--workers {workers}: give at least 1")
         try:
-            make_server(settings, host, port).run()
+            if workers > 1:
+                run_workers(settings, host, port, workers)
+            else:
+                make_server(settings, host, port).run()
         except OSError as e:
             raise UserError(f"cannot serve on {host}:{port}: {e.strerror or e}; choose another --port") from e
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
+import os
 import sys
 import threading
 import time
+from typing import Any
 
 import uvicorn
 
@@ -42,6 +46,39 @@ def make_server(settings: ServerSettings, host: str, port: int, *, access_log: b
     if not access_log:
         logging.getLogger("vdata.access").setLevel(logging.WARNING)
     return uvicorn.Server(config)
+
+
+SETTINGS_ENV = "VDATA_SERVE_SETTINGS_JSON"  # how `vdata serve --workers N` hands settings to its workers
+
+
+def run_workers(settings: ServerSettings, host: str, port: int, workers: int) -> None:
+    """Several worker processes on one port (uvicorn's supervisor); migrations run once, here, first."""
+    from vdata.server import db
+
+    engine = db.make_engine(settings.db_url)
+    db.upgrade(engine)
+    engine.dispose()
+    os.environ[SETTINGS_ENV] = json.dumps(dataclasses.asdict(settings))
+    uvicorn.run(
+        "vdata.server.serve:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,
+        log_level="warning",
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        server_header=False,
+    )
+
+
+def app_from_env() -> Any:
+    """Worker-side app factory for run_workers."""
+    from vdata.server.app import create_app
+
+    configure_logging()
+    settings = ServerSettings(**json.loads(os.environ[SETTINGS_ENV]))
+    return create_app(settings, migrate=False)
 
 
 class ThreadedServer:
