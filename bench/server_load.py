@@ -43,13 +43,24 @@ QUERY_SQL = (
 )
 
 SERVER_CODE = """
-import sys
+import socket, sys, threading, time
 from vdata.server.serve import configure_logging, make_server
 from vdata.server.settings import ServerSettings
 settings = ServerSettings(db_url=sys.argv[1], put_rate=1e6, put_burst=1_000_000, batch_size=1000,
                           moderator_token=None)
 configure_logging()
-make_server(settings, "127.0.0.1", int(sys.argv[2]), access_log=False).run()
+# SO_REUSEPORT: several server processes share the port and the kernel spreads connections over them.
+sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+sock.bind(("127.0.0.1", int(sys.argv[2])))
+server = make_server(settings, "127.0.0.1", int(sys.argv[2]), access_log=False)
+def announce():
+    while not server.started:
+        time.sleep(0.05)
+    print("READY", flush=True)
+threading.Thread(target=announce, daemon=True).start()
+server.run(sockets=[sock])
 """
 
 
@@ -104,37 +115,41 @@ class Postgres:
 
 
 class ServerProcess:
-    def __init__(self, db_url: str) -> None:
+    """`workers` server processes on one loopback port; the first one runs the migrations alone."""
+
+    def __init__(self, db_url: str, workers: int = 1) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", SERVER_CODE, db_url, str(self.port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+        self.procs: list[subprocess.Popen[bytes]] = []
+        for _ in range(workers):
+            proc = subprocess.Popen(
+                [sys.executable, "-c", SERVER_CODE, db_url, str(self.port)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            self.procs.append(proc)
+            line = proc.stdout.readline() if proc.stdout else b""
+            if line.strip() != b"READY":
+                err = proc.stderr.read().decode() if proc.stderr else ""
+                self.stop()
                 raise RuntimeError(f"server did not start: {err[-2000:]}")
-            time.sleep(0.1)
 
     def cpu_seconds(self) -> float:
         """CPU time (user + system) the server process has used so far: capacity per core, whatever the load."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        total = 0
+        for proc in self.procs:
+            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 # ------------------------------------------------------------------------------------ load
@@ -239,9 +254,9 @@ def approve_all(db_url: str) -> None:
     engine.dispose()
 
 
-def run_backend(backend: str, db_url: str, n: int, get_seconds: float) -> Result:
+def run_backend(backend: str, db_url: str, n: int, get_seconds: float, workers: int) -> Result:
     result = Result(backend)
-    server = ServerProcess(db_url)
+    server = ServerProcess(db_url, workers)
     try:
         records = make_records(n)
         cpu0 = server.cpu_seconds()
@@ -284,6 +299,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--get-seconds", type=float, default=10.0)
     parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument("--workers", type=int, default=1, help="server processes sharing the port")
     args = parser.parse_args()
     print(
         f"cpu cores: {os.cpu_count()}, load average: {os.getloadavg()[0]:.1f} (other work shares the cores)"
@@ -296,7 +312,11 @@ def main() -> None:
             try:
                 results.append(
                     run_backend(
-                        "sqlite", f"sqlite:///{tmp / 'server.sqlite3'}", args.records, args.get_seconds
+                        "sqlite",
+                        f"sqlite:///{tmp / 'server.sqlite3'}",
+                        args.records,
+                        args.get_seconds,
+                        args.workers,
                     )
                 )
             finally:
@@ -308,7 +328,9 @@ def main() -> None:
                 print(f"postgres: skipped ({e})")
                 continue
             try:
-                results.append(run_backend("postgres", pg.start(), args.records, args.get_seconds))
+                results.append(
+                    run_backend("postgres", pg.start(), args.records, args.get_seconds, args.workers)
+                )
             finally:
                 pg.stop()
         else:
