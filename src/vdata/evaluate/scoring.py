@@ -341,8 +341,8 @@ class PackedGroup(NamedTuple):
     n_sentences: int
 
 
-def pack_group(token_lists: Sequence[Sequence[int]], first_index: int) -> PackedGroup:
-    """Pack one group; `first_index` is the global index of its first sentence.
+def pack_group(token_lists: Sequence[Sequence[int]], first_index: int | Sequence[int]) -> PackedGroup:
+    """Pack one group; `first_index` is the global index of its first sentence (or every sentence's index).
 
     A causal model's output at a position depends only on the tokens up to it, so the rows of the shared
     prefix are the same for every sentence of the group and are computed once. Exact by construction.
@@ -351,8 +351,10 @@ def pack_group(token_lists: Sequence[Sequence[int]], first_index: int) -> Packed
     ids, positions, segments = list(token_lists[0][:p]), list(range(p)), [0] * p
     scored: list[tuple[int, int, int]] = []
     first_tokens: list[tuple[int, int]] = []
-    for k, toks in enumerate(token_lists):
-        sentence = first_index + k
+    indices = (
+        range(first_index, first_index + len(token_lists)) if isinstance(first_index, int) else first_index
+    )
+    for k, (toks, sentence) in enumerate(zip(token_lists, indices, strict=True)):
         first_tokens.append((sentence, toks[0]))
         offset = len(ids)
         suffix = list(toks[p:])
@@ -447,9 +449,10 @@ def grouped_sentence_logprobs(
     packed: list[PackedGroup] = []
     offset = 0
     for g in groups:
-        toks = encoded[offset : offset + len(g)]
-        if toks and all(toks):
-            packed.append(pack_group(toks, offset))
+        # Sentences without tokens score nan, as in `sentence_logprobs`; the rest of the group is packed.
+        kept = [i for i in range(offset, offset + len(g)) if encoded[i]]
+        if kept:
+            packed.append(pack_group([encoded[i] for i in kept], kept))
         offset += len(g)
     sums = [0.0] * len(flat)
     for it in packed:
