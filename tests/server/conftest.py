@@ -96,8 +96,10 @@ class PostgresCluster:
         )
 
     def stop(self) -> None:
+        # Throw-away cluster: no shutdown checkpoint needed.
+
         try:
-            self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
+            self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
         finally:
             shutil.rmtree(self.base, ignore_errors=True)
 
