@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -175,6 +176,36 @@ def test_pull_failure_mid_way_leaves_no_truncated_out(
         assert pages == [5]
         assert out.read_text(encoding="utf-8") == "previous pull\n"
         assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl"]  # no temp file left behind
+    finally:
+        server.close()
+        threaded.__exit__(None, None, None)
+
+
+def test_push_waits_out_the_rate_limit(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A server allowing one PUT per second: push honours 429 + Retry-After and still sends everything."""
+    from .conftest import new_db_url
+
+    threaded, server = start_server(
+        new_db_url("sqlite", request, tmp_path_factory), put_rate=1.0, put_burst=1
+    )
+    try:
+        waits: list[float] = []
+
+        def recording_sleep(seconds: float) -> None:
+            waits.append(seconds)
+            time.sleep(seconds)
+
+        report = push_records(
+            [Record(**r) for r in sample_records(9, "Throttled")],
+            server.url,
+            batch_size=3,
+            sleep=recording_sleep,
+        )
+        assert len(report.accepted) == 9 and not report.rejected
+        assert waits and all(w >= 1 for w in waits)  # the server's Retry-After, not a guess
+        assert server.count("pending") == 9
     finally:
         server.close()
         threaded.__exit__(None, None, None)
