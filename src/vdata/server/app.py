@@ -169,28 +169,33 @@ class AccessLog:
                 )
 
 
-class RejectNul:
-    """Pure ASGI middleware: 400 for a NUL in the query string (PostgreSQL text cannot hold one)."""
+class RequestGuard:
+    """Pure ASGI middleware, before any routing or body parsing: a declared body over the limit gets 413
+    (whatever the endpoint), and a NUL in the query string gets 400 (PostgreSQL text cannot hold one)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
         self.app = app
+        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and b"%00" in scope.get("query_string", b""):
-            body = dumps({"detail": "query parameters must not contain NUL characters (%00)"})
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 400,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
-            return
+        if scope["type"] == "http":
+            if b"%00" in scope.get("query_string", b""):
+                await self._refuse(send, 400, "query parameters must not contain NUL characters (%00)")
+                return
+            for name, value in scope["headers"]:
+                if name == b"content-length" and value.isdigit() and int(value) > self.max_body_bytes:
+                    await self._refuse(
+                        send, 413, f"body of {int(value)} bytes exceeds the limit of {self.max_body_bytes}"
+                    )
+                    return
         await self.app(scope, receive, send)
+
+    @staticmethod
+    async def _refuse(send: Send, status: int, detail: str) -> None:
+        body = dumps({"detail": detail})
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
 
 class StatusChange(BaseModel):
@@ -282,7 +287,7 @@ def create_app(settings: ServerSettings, *, migrate: bool = True) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine
-    app.add_middleware(RejectNul)
+    app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLog)
     bearer = HTTPBearer(auto_error=False, description="Moderator token (VDATA_MODERATOR_TOKEN on the server)")
 

@@ -7,6 +7,7 @@ own statements are built with SQLAlchemy Core and bound parameters; no user inpu
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from sqlalchemy import (
@@ -122,6 +123,7 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
+@functools.cache
 def head_revision() -> str | None:
     from alembic.script import ScriptDirectory
 
