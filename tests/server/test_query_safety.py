@@ -186,3 +186,58 @@ def test_parser_layer_alone_refuses_hostile_statements(sql: str, dialect: str) -
     """Layer 1 on its own already refuses everything that is not a SELECT over the views."""
     with pytest.raises(QueryRefused):
         check_sql(sql, dialect)
+
+
+# Statements that get past no parser: the database layer must refuse them on its own.
+BYPASS_PARSER: list[str] = [
+    "SELECT * FROM record_store",
+    "DELETE FROM record_store",
+    "UPDATE record_store SET status = 'approved'",
+    "INSERT INTO record_store (id) VALUES ('x')",
+    "DROP VIEW records",
+    "CREATE TABLE evil (x int)",
+]
+SQLITE_ONLY_BYPASS = [
+    "ATTACH DATABASE '/tmp/vdata-evil.db' AS evil",
+    "PRAGMA query_only = 0",
+    "SELECT load_extension('/tmp/evil.so')",
+    "SELECT * FROM sqlite_master",
+]
+POSTGRES_ONLY_BYPASS = [
+    "SELECT pg_read_file('/etc/passwd')",
+    "SELECT * FROM pg_authid",
+    "SET ROLE postgres",
+]
+
+
+def test_database_layer_alone_refuses(seeded_server: Server) -> None:
+    """Defence in depth: with the sqlglot layer bypassed, the read-only connection still refuses."""
+    from vdata.server.query import run_postgres, run_sqlite
+
+    before = seeded_server.snapshot()
+    engine = seeded_server.engine
+    if engine.dialect.name == "sqlite":
+        path = engine.url.database or ""
+        for sql in BYPASS_PARSER + SQLITE_ONLY_BYPASS:
+            with pytest.raises(QueryRefused):
+                run_sqlite(path, sql, 1.0, 10)
+        assert run_sqlite(path, "SELECT COUNT(*) FROM records", 1.0, 10).rows == [(SEED_APPROVED,)]
+    else:
+        role = seeded_server.settings.readonly_role
+        for sql in BYPASS_PARSER + POSTGRES_ONLY_BYPASS:
+            with pytest.raises(QueryRefused):
+                run_postgres(engine.raw_connection, sql, 1.0, 10, role)
+        # Settings changes are allowed to the role but die with the always-rolled-back transaction.
+        run_postgres(
+            engine.raw_connection,
+            "SELECT set_config('default_transaction_read_only', 'off', false)",
+            1.0,
+            10,
+            role,
+        )
+        with pytest.raises(QueryRefused):
+            run_postgres(engine.raw_connection, "SELECT * FROM record_store", 1.0, 10, role)
+        assert run_postgres(engine.raw_connection, "SELECT COUNT(*) FROM records", 1.0, 10, role).rows == [
+            (SEED_APPROVED,)
+        ]
+    assert seeded_server.snapshot() == before
