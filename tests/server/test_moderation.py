@@ -75,7 +75,9 @@ def test_bad_moderation_requests(fresh_server: Server) -> None:
         "/v1/records/'; DROP TABLE x/status", json={"status": "approved"}, headers=AUTH
     ).status_code in (404, 422)
     huge = b"x" * (fresh_server.settings.max_body_bytes + 1)
-    assert fresh_server.http.put(f"/v1/records/{record}/status", content=huge, headers=AUTH).status_code == 413
+    assert (
+        fresh_server.http.put(f"/v1/records/{record}/status", content=huge, headers=AUTH).status_code == 413
+    )
     assert fresh_server.count("pending") == 1
 
 

@@ -120,7 +120,12 @@ def _escape_like(value: str) -> str:
 
 @functools.lru_cache(maxsize=128)
 def _records_statement(
-    columns: tuple[str, ...], by_category: bool, by_strategy: bool, by_provider: bool, by_text: bool, after: bool
+    columns: tuple[str, ...],
+    by_category: bool,
+    by_strategy: bool,
+    by_provider: bool,
+    by_text: bool,
+    after: bool,
 ) -> Select[Any]:
     """One statement per filter shape, built once: SQLAlchemy then reuses its compiled form."""
     cols = [record_store.c.seq, *(record_store.c[name] for name in columns)]
