@@ -93,7 +93,9 @@ def make_engine(db_url: str) -> Engine:
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(db_url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    # No pre-ping (a round trip per checkout on the hot path): connections are recycled instead, and
+    # SQLAlchemy invalidates the whole pool when a query sees a dropped connection.
+    return create_engine(db_url, pool_size=10, max_overflow=10, pool_recycle=1800)
 
 
 def alembic_config(db_url: str):  # -> alembic.config.Config
