@@ -17,6 +17,8 @@ from vdata.generate.options import parse_options
 from vdata.generate.strategies import get_strategy
 from vdata.generate.templates import load_template
 
+THREADS: int | None = None
+
 
 def prompts(n: int) -> list[list[dict[str, str]]]:
     """Real `targeted` gender requests, as `vdata gen` sends them."""
@@ -56,7 +58,7 @@ def bench_llamacpp(msgs: list[list[dict[str, str]]], max_tokens: int) -> float |
     if not xllamacpp_available():
         print("xllamacpp      not installed")
         return None
-    provider = LlamaCppProvider("smollm2-135m", parallel=len(msgs))
+    provider = LlamaCppProvider("smollm2-135m", parallel=len(msgs), threads=THREADS)
 
     async def go() -> tuple[int, float, int, float]:
         await provider.complete(msgs[0], temperature=0.0, max_tokens=4, seed=0)  # warm-up
@@ -81,7 +83,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--prompts", type=int, default=8)
     ap.add_argument("--max-tokens", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=0, help="torch/llama.cpp threads (0 = all cores)")
     args = ap.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)  # on a busy machine, spinning OpenMP threads starve each other
+    global THREADS
+    THREADS = args.threads or None
     msgs = prompts(args.prompts)
     print(f"{args.prompts} targeted prompts, greedy, max {args.max_tokens} new tokens")
     print(f"{'backend':13} {'mode':16} {'tokens':>7} {'seconds':>8} {'tokens/s':>9}")

@@ -31,7 +31,7 @@ PROMPTS = [
 @pytest.mark.skipif(not xllamacpp_available(), reason="xllamacpp not installed")
 def test_vdata_gen_with_the_local_model_end_to_end(tmp_path: Path) -> None:
     opts = tmp_path / "o.json"
-    opts.write_text(json.dumps({"categories": ["gender"], "count": 4, "concurrency": 4, "seed": 1}))
+    opts.write_text(json.dumps({"categories": ["gender"], "count": 3, "concurrency": 4, "seed": 1}))
     env = {**os.environ, "VDATA_CACHE_DIR": str(tmp_path / "cache"), "VDATA_CONTRIBUTE": "never"}
     out = tmp_path / "gender.jsonl"
     r = subprocess.run(
@@ -42,9 +42,9 @@ def test_vdata_gen_with_the_local_model_end_to_end(tmp_path: Path) -> None:
         timeout=300,
     )
     assert r.returncode == 0, r.stderr
-    assert "records" in r.stdout and "4 of 4" in r.stdout and "dropped" in r.stdout
+    assert "records" in r.stdout and "3 of 3" in r.stdout and "dropped" in r.stdout
     records = read_records(out)
-    assert len(records) == 4 == len({x.id for x in records})
+    assert len(records) == 3 == len({x.id for x in records})
     for rec in records:
         assert rec.target.lower() in rec.text.lower() and " " not in rec.attribute
         assert rec.provider == "local" and rec.model == "smollm2-135m" and rec.strategy == "targeted"
@@ -53,8 +53,8 @@ def test_vdata_gen_with_the_local_model_end_to_end(tmp_path: Path) -> None:
 
 def test_batched_generation_matches_one_at_a_time(smollm2) -> None:
     provider = TransformersProvider("smollm2-135m", batch_size=8, loaded=smollm2)
-    batched = provider.generate_batch(PROMPTS, temperature=0.0, max_tokens=24, seed=0)
-    single = [provider.generate_batch([p], temperature=0.0, max_tokens=24, seed=0)[0] for p in PROMPTS]
+    batched = provider.generate_batch(PROMPTS, temperature=0.0, max_tokens=16, seed=0)
+    single = [provider.generate_batch([p], temperature=0.0, max_tokens=16, seed=0)[0] for p in PROMPTS]
     for b, s in zip(batched, single, strict=True):
         assert b.text == s.text and b.text
         assert b.prompt_tokens == s.prompt_tokens and b.completion_tokens == s.completion_tokens
