@@ -39,7 +39,7 @@ def test_vdata_gen_with_the_local_model_end_to_end(tmp_path: Path) -> None:
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=850,
     )
     assert r.returncode == 0, r.stderr
     assert "records" in r.stdout and "3 of 3" in r.stdout and "dropped" in r.stdout
