@@ -60,6 +60,20 @@ def choose_backend(model: str, backend: str) -> str:
     return "transformers"
 
 
+def default_threads() -> int:
+    """All usable cores (up to 8), but one when the machine is already overloaded: llama.cpp's threads
+    meet at a barrier after every op, and when other processes keep descheduling them each barrier waits
+    a scheduler slice, which is far slower than a single thread."""
+    import os
+
+    cores = max(1, min(len(os.sched_getaffinity(0)), 8))
+    try:
+        busy = os.getloadavg()[0] > len(os.sched_getaffinity(0)) + 0.5
+    except OSError:
+        busy = False
+    return 1 if busy else cores
+
+
 class LlamaCppProvider(Provider):
     """llama.cpp via xllamacpp's in-process server API; blocking calls run in worker threads."""
 
@@ -67,7 +81,6 @@ class LlamaCppProvider(Provider):
 
     def __init__(self, model: str, parallel: int = 4, threads: int | None = None) -> None:
         super().__init__(model)
-        import os
 
         import xllamacpp as xlc
 
@@ -78,7 +91,7 @@ class LlamaCppProvider(Provider):
         params.model.path = str(gguf)
         params.n_parallel = max(1, parallel)
         params.n_ctx = CTX_PER_SLOT * params.n_parallel
-        n_threads = threads or max(1, min(len(os.sched_getaffinity(0)), 8))
+        n_threads = threads or default_threads()
         for cpu in (params.cpuparams, params.cpuparams_batch):
             cpu.n_threads = n_threads
             # No busy-polling between steps: on a shared machine spinning threads starve each other.
