@@ -28,6 +28,9 @@ def vdata(
 def run_dir(tmp_path_factory, data_dir) -> Path:
     """One real run: SmolLM2 on the first 2 examples of every StereoSet domain and CrowS type."""
     out = tmp_path_factory.mktemp("eval")
+    (out / "corpus.txt").write_text(
+        "The weather was mild, so the children played outside until dinner.\n" * 3
+    )
     proc = vdata(
         "smollm2-135m",
         "--benchmarks",
@@ -41,6 +44,8 @@ def run_dir(tmp_path_factory, data_dir) -> Path:
         "--quiet",
         "--resamples",
         "200",
+        "--ppl-text",
+        str(out / "corpus.txt"),
     )
     assert proc.returncode == 0, proc.stderr
     return out
@@ -63,6 +68,7 @@ def test_end_to_end_results_have_the_issue_s_keys(run_dir: Path) -> None:
     assert crows["bias_bench"]["n"] == 6 and crows["all"]["n"] == 18
     for row in crows.values():
         assert {"metric", "n", "ci95"} <= set(row)
+    assert 1.0 < results["perplexity"] < 1000.0 and results["perplexity_tokens"] > 30
     prov = results["provenance"]
     assert prov["start_token"] == "<|im_start|>" and prov["batch_size"] == 64 and prov["dtype"] == "float32"
     assert prov["data_sha256"]["stereoset/test.json"].startswith("f3f70d18")

@@ -132,6 +132,8 @@ def run_model(model: str, options: EvalOptions) -> tuple[dict[str, Any], dict[st
 
     started = time.perf_counter()
     lm = load_model(model, dtype=options.dtype)
+    if options.ppl_text is not None and lm.kind != "causal":
+        raise UserError("--ppl-text needs a causal LM; perplexity is not defined for a masked LM")
     results: dict[str, Any] = {"model": model}
     predictions: dict[str, Any] = {"intrasentence": [], "intersentence": []}
     for pb in prepared:
