@@ -335,3 +335,20 @@ def test_gemini_provider_against_a_loopback_generate_content_server(stub, gen_ca
     for path in [*tmp_path.rglob("*"), *gen_cache.rglob("*")]:
         if path.is_file():
             assert secret.encode() not in path.read_bytes()
+
+
+def test_targeted_keeps_only_terms_of_the_category(gen_cache) -> None:
+    from vdata.generate.strategies.targeted import Targeted
+    from vdata.generate.templates import builtin_template
+
+    strategy = Targeted(parse_options({"categories": ["gender"]}), builtin_template("targeted"))
+    strategy.terms = {"gender": ["woman", "father"]}
+    request = strategy.build_request(0)
+    reply = (
+        "The woman repaired the old tractor alone. | woman | skilled\n"
+        "The teacher solved the equation quickly. | teacher | brilliant\n"
+        "Both fathers stayed home with the kids. | fathers | nurturing"
+    )
+    result = strategy.parse(reply, request)
+    assert [t.target for t in result.triples] == ["woman", "fathers"]
+    assert result.drops == {"target_not_in_category": 1}

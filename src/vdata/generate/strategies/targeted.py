@@ -6,11 +6,18 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from vdata.generate.parse import parse_terms
+from vdata.generate.parse import Extraction, parse_terms
 from vdata.generate.strategies.base import AskFn, GenRequest, Strategy, category_words, register
 from vdata.generate.templates import builtin_data
 
 MIN_TERMS = 8
+TARGET_NOT_IN_CATEGORY = "target_not_in_category"
+
+
+def _singular(term: str) -> str:
+    if term.endswith("men"):
+        return term[:-3] + "man"
+    return term[:-1] if term.endswith("s") and not term.endswith("ss") else term
 
 
 class TargetedOptions(BaseModel):
@@ -56,6 +63,19 @@ class Targeted(Strategy):
             if len(terms) < MIN_TERMS:  # small models return short or junk lists: top up with examples
                 terms = list(dict.fromkeys([*terms, *seeds]))
             self.terms[category] = terms
+
+    def parse(self, text: str, request: GenRequest) -> Extraction:
+        """As the base parser, and the group term must be one of the category's terms (Han et al.: "consider
+        the following words as your T"); small models otherwise drift to 'teacher' or 'family'."""
+        result = super().parse(text, request)
+        pool = {t.lower() for t in self.terms.get(request.category, [])}
+        if not pool:
+            return result
+        kept = [t for t in result.triples if _singular(t.target.lower()) in pool or t.target.lower() in pool]
+        if len(kept) != len(result.triples):
+            result.drops[TARGET_NOT_IN_CATEGORY] += len(result.triples) - len(kept)
+            result.triples = kept
+        return result
 
     def build_request(self, index: int) -> GenRequest:
         category = self.category_for(index)
