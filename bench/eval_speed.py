@@ -31,6 +31,8 @@ from vdata.core.benchdata import locate
 from vdata.core.models import load_model
 from vdata.evaluate import reference, scoring
 
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
+
 
 def matmul_shapes(config: Any) -> tuple[list[tuple[int, int]], tuple[int, int]]:
     """(per-layer weight shapes (in, out), LM head shape) of a Llama-style decoder."""
@@ -71,12 +73,15 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--data-dir", type=Path, default=SHARED if SHARED.is_dir() else None, help="benchmark data folder"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
     lm = load_model(args.model)
-    data = json.loads(locate("stereoset/test.json").read_text())["data"]["intrasentence"]
+    data = json.loads(locate("stereoset/test.json", args.data_dir).read_text())["data"]["intrasentence"]
     per_round = args.sentences // 3
     start = scoring.resolve_start_token(lm.tokenizer)
     scoring.sentence_logprobs(lm, ["Warm-up."])  # first-token pass, shortcut check, thread pools
