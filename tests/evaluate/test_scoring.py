@@ -76,7 +76,7 @@ CROWS_PAIRS = [
 
 
 def test_causal_batched_equals_one_at_a_time(smollm2: Any, stereoset_examples: list[dict[str, Any]]) -> None:
-    sentences = [s["sentence"] for ex in stereoset_examples[:2] for s in ex["sentences"]]
+    sentences = [s["sentence"] for s in stereoset_examples[0]["sentences"]]
     sentences.append("Hi")  # one token only: scored by the start-token pass alone
     start = scoring.resolve_start_token(smollm2.tokenizer)
     # Odd batch size so buckets mix lengths and padding is exercised.
@@ -93,7 +93,7 @@ def test_causal_batched_equals_one_at_a_time(smollm2: Any, stereoset_examples: l
 
 def test_grouped_scoring_equals_one_at_a_time(smollm2: Any, stereoset_examples: list[dict[str, Any]]) -> None:
     """The StereoSet path (three candidates sharing a context prefix) against the reference loop."""
-    groups = [[s["sentence"] for s in ex["sentences"]] for ex in stereoset_examples[2:]]
+    groups = [[s["sentence"] for s in stereoset_examples[-1]["sentences"]]]
     groups.append(["The nurse is kind.", "The nurse is rude.", "Hi"])
     start = scoring.resolve_start_token(smollm2.tokenizer)
     batched = scoring.grouped_sentence_logprobs(smollm2, groups, batch_size=2)
@@ -117,16 +117,16 @@ def test_start_token_default_override_and_error(smollm2: Any) -> None:
 def test_causal_pair_differences_match_scores(smollm2: Any) -> None:
     pairs = CROWS_PAIRS[:2]
     diffs = scoring.pair_differences(smollm2, pairs, batch_size=2)
-    singles = scoring.sentence_logprobs(smollm2, [s for p in pairs for s in p], batch_size=1)
+    singles = scoring.sentence_logprobs(smollm2, [s for p in pairs for s in p], batch_size=4)
     assert diffs == pytest.approx([singles[0] - singles[1], singles[2] - singles[3]], abs=1e-5)
 
 
 def test_text_perplexity(smollm2: Any) -> None:
-    text = "The cat sat on the mat. " * 20
+    text = "The cat sat on the mat. " * 8
     ppl, n = scoring.text_perplexity(smollm2, text, window=32)
     assert n == len(smollm2.tokenizer.encode(text, add_special_tokens=False))
     assert 1.0 < ppl < 50.0  # a repeated sentence is easy to predict
-    noise = "qzx vbn wpl jjk " * 10
+    noise = "qzx vbn wpl jjk " * 4
     assert scoring.text_perplexity(smollm2, noise, window=32)[0] > ppl
 
 
