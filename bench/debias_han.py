@@ -268,7 +268,13 @@ def main() -> None:
     p.add_argument("--lora-r", type=int, default=16)
     p.add_argument("--max-length", type=int, default=40)
     p.add_argument(
-        "--lms-sample", type=int, default=None, help="StereoSet examples for overall LMS (default all)."
+        "--lms-sample",
+        type=int,
+        default=None,
+        help="Non-gender StereoSet examples sampled for LMS (default all).",
+    )
+    p.add_argument(
+        "--han-limit", type=int, default=None, help="Han sentences used by the han run (default all)."
     )
     p.add_argument("--cda-limit", type=int, default=750, help="Han sentences before CDA in han-cda.")
     p.add_argument("--bs1-steps", type=int, default=120)
