@@ -137,9 +137,16 @@ def test_rounds_feed_top_and_bottom_k_back(
     assert by_id[ranked[-1]].text in second[0].messages[3]["content"]
     side = [json.loads(x) for x in (tmp_path / "o.jsonl.loss_guided.jsonl").read_text().splitlines()]
     assert {x["id"] for x in side} == set(scores) and all(x["round"] == 1 for x in side)
+    # Round 1 gave no usable record: it is extended by another quota instead of moving on without examples.
+    extended = s.next_requests(RunState(count=12, accepted=accepted, issued=4, completed=4), 8)
+    assert len(extended) == 2 and all(r.context["round"] == 1 for r in extended)
+    more = [
+        *accepted,
+        *(rec(f"The woman number {i} was a fearless pilot.", "woman", "fearless") for i in range(2)),
+    ]
     # The last round asks until `count` is reached (the engine stops it).
-    third = s.next_requests(RunState(count=12, accepted=accepted, issued=4, completed=4), 8)
-    assert len(third) == 8
+    third = s.next_requests(RunState(count=12, accepted=more, issued=6, completed=6), 8)
+    assert len(third) == 8 and all(r.context["round"] == 2 for r in third)
 
 
 @pytest.fixture

@@ -90,6 +90,8 @@ class LossGuided(Targeted):
         super().__init__(*args, **kwargs)
         self.round = 0
         self.issued_in_round = 0
+        self.round_quota: int | None = None  # requests this round may issue (grows when replies are unusable)
+        self.accepted_at_round_start = 0
         self.scores: dict[str, float] = {}
         self.examples: dict[str, tuple[list[Record], list[Record]]] = {}
         self._lm: Any = None
@@ -146,14 +148,25 @@ class LossGuided(Targeted):
     def next_requests(self, state: RunState, n: int) -> list[GenRequest]:
         # A round ends when its requests are all issued and answered. That is checked here rather than
         # via `state.round`, which only advances when [] was returned while replies were still pending.
+        # A round whose replies gave fewer than k usable records is extended by another quota of requests
+        # (at most 4 quotas), so small models' junk replies do not leave the next round without examples.
+        quota = self.per_round(state.count)
+        if self.round_quota is None:
+            self.round_quota = quota
         last_round = self.round >= self.settings.rounds - 1
-        round_done = self.issued_in_round >= self.per_round(state.count)
-        if not last_round and round_done and state.in_flight == 0 and state.completed >= state.issued:
-            self.round += 1
-            self.issued_in_round = 0
-            self.update_examples(list(state.accepted))
-            last_round = self.round >= self.settings.rounds - 1
-        room = n if last_round else min(n, self.per_round(state.count) - self.issued_in_round)
+        all_back = state.in_flight == 0 and state.completed >= state.issued
+        if not last_round and all_back and self.issued_in_round >= self.round_quota:
+            new_records = len(state.accepted) - self.accepted_at_round_start
+            if new_records >= self.settings.k or self.round_quota >= 4 * quota:
+                self.round += 1
+                self.issued_in_round = 0
+                self.round_quota = quota
+                self.accepted_at_round_start = len(state.accepted)
+                self.update_examples(list(state.accepted))
+                last_round = self.round >= self.settings.rounds - 1
+            else:
+                self.round_quota += quota
+        room = n if last_round else min(n, self.round_quota - self.issued_in_round)
         out = []
         for _ in range(max(0, room)):
             out.append(self.build_request(self.next_index))
