@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vdata.core.benchdata import sha256_file
 from vdata.core.errors import UserError
 from vdata.debias.data import Example, apply_cda, mix, read_corpus, read_examples, split_heldout
 from vdata.debias.labels import IGNORE, MITIGATIONS, Encoded, encode, pad_batch
@@ -95,14 +96,6 @@ class Prepared:
     val_examples: list[Example]
     counts: dict[str, int]
     data_hashes: dict[str, str]
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def check_settings(s: DebiasSettings) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from vdata import __version__
+from vdata.core.benchdata import sha256_file
 from vdata.core.errors import UserError
 
 
@@ -31,10 +32,7 @@ def file_digest(path: Path) -> str:
             h.update(str(p.relative_to(path)).encode())
             h.update(file_digest(p).encode())
         return h.hexdigest()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return sha256_file(path)
 
 
 @dataclass

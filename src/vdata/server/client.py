@@ -23,23 +23,11 @@ from pydantic import ValidationError
 from vdata.core.errors import UserError
 from vdata.core.io import atomic_path, iter_raw_rows
 from vdata.core.records import RECORD_FIELDS, Record
+from vdata.server.db import PUBLIC_COLUMNS
 
 DEFAULT_BATCH = 500
 MAX_ATTEMPTS = 5
 PULL_PAGE = 5000
-# Columns of the public `records` view, in order; pull writes these for CSV.
-PUBLIC_COLUMNS: tuple[str, ...] = (
-    "id",
-    "text",
-    "target",
-    "attribute",
-    "category",
-    "strategy",
-    "provider",
-    "model",
-    "created_at",
-    "contributor",
-)
 
 
 class ServerUnreachable(UserError):
