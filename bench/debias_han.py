@@ -13,10 +13,10 @@ Runs (each a `vdata debias` output dir under --work; finished ones are reused, i
   vdata      records made by `vdata gen` with the embedded model (--vdata-data), sentence objective
   vdata-cda  the same plus two-sided gender CDA
 
-Scoring follows bias-bench (README section 8) for causal LMs: a sentence's score is its mean token
-log-probability, every token conditioned on the text before it and the first on `<|endoftext|>`; batched.
-(bias-bench scores the first token in a separate pass and the rest without the start token; conditioning
-every token on it in one pass is the batched equivalent used by vdata's scorers.)
+Scoring is `vdata eval`'s (vdata.evaluate.scoring.sentence_logprobs), which follows bias-bench (README
+section 8) for causal LMs: the first token is scored conditioned on the model's start token alone (SmolLM2:
+its BOS `<|im_start|>`), the remaining tokens on the sentence without the start token; the score is the mean
+token log-probability. SS/LMS use bias-bench's per-target macro averages.
 """
 
 from __future__ import annotations
@@ -44,32 +44,12 @@ BOOTSTRAP = 1000
 
 
 def sentence_scores(lm: Any, sentences: list[str], batch_size: int = 64) -> list[float]:
-    """Mean token log-prob per sentence (first token conditioned on the start token), batched by length."""
-    import torch
+    """bias-bench's causal sentence score (mean token log-prob; the first token conditioned on the model's
+    start token alone, the rest on the sentence), from `vdata eval`'s batched scorer so the numbers here
+    mean what `vdata eval` reports."""
+    from vdata.evaluate.scoring import sentence_logprobs
 
-    tok = lm.tokenizer
-    start = 0 if tok.convert_ids_to_tokens(0) == "<|endoftext|>" else (tok.bos_token_id or tok.eos_token_id)
-    encoded = [[start, *tok.encode(s, add_special_tokens=False)] for s in sentences]
-    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
-    out = [0.0] * len(encoded)
-    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-    with torch.no_grad():
-        for b in range(0, len(order), batch_size):
-            idx = order[b : b + batch_size]
-            width = max(len(encoded[i]) for i in idx)
-            ids = torch.full((len(idx), width), pad, dtype=torch.long)
-            att = torch.zeros_like(ids)
-            for r, i in enumerate(idx):
-                ids[r, : len(encoded[i])] = torch.tensor(encoded[i])
-                att[r, : len(encoded[i])] = 1
-            logp = torch.log_softmax(lm.model(input_ids=ids, attention_mask=att).logits[:, :-1].float(), -1)
-            tgt = ids[:, 1:]
-            tok_lp = logp.gather(-1, tgt[..., None])[..., 0] * att[:, 1:]
-            sums = tok_lp.sum(-1)
-            counts = att[:, 1:].sum(-1).clamp_min(1)
-            for r, i in enumerate(idx):
-                out[i] = float(sums[r] / counts[r])
-    return out
+    return sentence_logprobs(lm, sentences, batch_size=batch_size)
 
 
 def stereoset_items(data_dir: Path) -> list[dict[str, Any]]:
