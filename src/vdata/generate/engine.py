@@ -406,11 +406,10 @@ class Engine:
         return self.summary
 
 
-def _contribute_hook() -> Callable[..., Any] | None:
-    try:
-        from vdata.server.contribute import after_generation
-    except ImportError:
-        return None
+def _contribute_hook() -> Callable[..., Any]:
+    # Imported lazily: the contribution offer is rarely shown and pulls in the HTTP client.
+    from vdata.server.contribute import after_generation
+
     return after_generation
 
 
