@@ -422,6 +422,31 @@ def _packed_batch_logprobs(lm: LoadedModel, items: Sequence[PackedGroup], shortc
     return sums
 
 
+def plan_packed_batches(
+    encoded: Sequence[Sequence[int]], group_sizes: Sequence[int], batch_size: int
+) -> tuple[list[PackedGroup], list[list[int]]]:
+    """Pack each group of consecutive token lists, then cut the packs, sorted by length, into batches
+    of at most `batch_size` sentences (a pack is never split). Returns (packs, batches of pack indices)."""
+    packed: list[PackedGroup] = []
+    offset = 0
+    for size in group_sizes:
+        # Sentences without tokens score nan, as in `sentence_logprobs`; the rest of the group is packed.
+        kept = [i for i in range(offset, offset + size) if encoded[i]]
+        if kept:
+            packed.append(pack_group([encoded[i] for i in kept], kept))
+        offset += size
+    order = sorted(range(len(packed)), key=lambda i: len(packed[i].ids))
+    batches: list[list[int]] = []
+    load = 0
+    for i in order:
+        if not batches or load + packed[i].n_sentences > batch_size:
+            batches.append([])
+            load = 0
+        batches[-1].append(i)
+        load += packed[i].n_sentences
+    return packed, batches
+
+
 def grouped_sentence_logprobs(
     lm: LoadedModel,
     groups: Sequence[Sequence[str]],
@@ -446,29 +471,13 @@ def grouped_sentence_logprobs(
     first = first_token_logprobs(lm, start)
     flat = [s for g in groups for s in g]
     encoded = encode_plain(lm.tokenizer, flat)
-    packed: list[PackedGroup] = []
-    offset = 0
-    for g in groups:
-        # Sentences without tokens score nan, as in `sentence_logprobs`; the rest of the group is packed.
-        kept = [i for i in range(offset, offset + len(g)) if encoded[i]]
-        if kept:
-            packed.append(pack_group([encoded[i] for i in kept], kept))
-        offset += len(g)
+    packed, batches = plan_packed_batches(encoded, [len(g) for g in groups], batch_size)
     sums = [0.0] * len(flat)
     for it in packed:
         for sentence, token in it.first_tokens:
             sums[sentence] += float(first[token])
     shortcut = _head_shortcut_ok(lm.model)
     pad = _pad_id(lm.tokenizer)
-    order = sorted(range(len(packed)), key=lambda i: len(packed[i].ids))
-    batches: list[list[int]] = []
-    load = 0
-    for i in order:
-        if not batches or load + packed[i].n_sentences > batch_size:
-            batches.append([])
-            load = 0
-        batches[-1].append(i)
-        load += packed[i].n_sentences
     with sentence_progress(len(flat), description, progress) as advance, torch.inference_mode():
         for batch in batches:
             items = [packed[i] for i in batch]
