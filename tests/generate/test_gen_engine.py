@@ -34,15 +34,55 @@ def opts(server, **kw: object):
     return parse_options({**base, **kw})
 
 
-async def test_provider_parses_a_completion(stub) -> None:
+BACKENDS = ["aiohttp", "sdk"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_provider_parses_a_completion(stub, backend: str) -> None:
     server = stub()
-    p = OpenAIProvider("stub", "sk-x", server.base_url, timeout_s=5)
+    p = OpenAIProvider("stub", "sk-x", server.base_url, timeout_s=5, backend=backend)
+    assert p.transport == backend
     c = await p.complete(MSG, temperature=0.5, max_tokens=100, seed=7)
     await p.aclose()
     assert c.text.count("\n") == 1 and "team 7-0" in c.text
     assert c.prompt_tokens > 0 and c.completion_tokens > 0
 
 
+async def test_both_backends_send_the_sdks_request(stub) -> None:
+    """The aiohttp path sends what the SDK's own path sends: path, auth, JSON body, SDK identity."""
+    seen = {}
+    for backend in BACKENDS:
+        server = stub()
+        p = OpenAIProvider("stub", "sk-secret", server.base_url, timeout_s=5, backend=backend)
+        await p.complete(MSG, temperature=0.5, max_tokens=100, seed=3)
+        await p.aclose()
+        path, headers, body = server.last_request
+        seen[backend] = (
+            path,
+            {k: headers[k] for k in ("authorization", "content-type", "x-stainless-lang")},
+            body,
+        )
+        assert headers["user-agent"].startswith("AsyncOpenAI/Python")
+    assert seen["aiohttp"] == seen["sdk"]
+    path, headers, body = seen["aiohttp"]
+    assert path == "/v1/chat/completions" and headers["authorization"] == "Bearer sk-secret"
+    assert json.loads(body) == {
+        "model": "stub",
+        "messages": MSG,
+        "temperature": 0.5,
+        "max_tokens": 100,
+        "seed": 3,
+    }
+
+
+def test_backend_must_fit_the_provider() -> None:
+    with pytest.raises(UserError, match="backend 'sdk' does not apply to provider 'local'"):
+        parse_options({"provider": "local", "backend": "sdk"})
+    with pytest.raises(UserError, match="allowed: auto, aiohttp, sdk"):
+        parse_options({"provider": "openai", "base_url": "http://x/v1", "backend": "xllamacpp"})
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize(
     ("fault", "status", "retryable"),
     [
@@ -53,15 +93,30 @@ async def test_provider_parses_a_completion(stub) -> None:
         ("401", 401, False),
     ],
 )
-async def test_provider_maps_faults(stub, fault: str, status: int | None, retryable: bool) -> None:
+async def test_provider_maps_faults(
+    stub, fault: str, status: int | None, retryable: bool, backend: str
+) -> None:
     server = stub(faults=[fault], retry_after_s=3, timeout_hang_s=5)
-    p = OpenAIProvider("stub", "sk-x", server.base_url, timeout_s=0.5)
+    p = OpenAIProvider("stub", "sk-x", server.base_url, timeout_s=0.5, backend=backend)
     with pytest.raises(ProviderError) as info:
         await p.complete(MSG, temperature=0.5, max_tokens=100, seed=1)
     await p.aclose()
     assert info.value.status == status and info.value.retryable is retryable
     if fault == "429":
         assert info.value.retry_after == 3.0
+    if status is not None:  # the server's own message, never the key
+        assert "sk-x" not in str(info.value) and str(status) in str(info.value)
+    if fault == "401":
+        assert "invalid api key" in str(info.value) and "check the API key" in str(info.value)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_provider_reports_a_refused_connection(free_port, backend: str) -> None:
+    p = OpenAIProvider("stub", "sk-x", f"http://127.0.0.1:{free_port}/v1", timeout_s=2, backend=backend)
+    with pytest.raises(ProviderError, match="connection failed") as info:
+        await p.complete(MSG, temperature=0.5, max_tokens=10, seed=1)
+    await p.aclose()
+    assert info.value.retryable
 
 
 def test_run_survives_429_500_timeout_malformed(stub, gen_cache, tmp_path: Path) -> None:

@@ -84,6 +84,7 @@ class StubServer:
         self.requests = 0
         self.outcomes: Counter[str] = Counter()
         self.authorizations: set[str] = set()
+        self.last_request: tuple[str, dict[str, str], bytes] | None = None  # (path, headers, body)
         self._server: asyncio.Server | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -203,6 +204,7 @@ class StubServer:
                     if auth_header in headers:
                         self.authorizations.add(headers[auth_header])
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
+                self.last_request = (path, headers, body)
                 await self._handle_one(writer, path, body)
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError, ValueError):
             pass

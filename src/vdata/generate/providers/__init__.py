@@ -43,7 +43,9 @@ def make_provider(options: GenOptions, api_key: str | None) -> Provider:
     if options.provider == "openai":
         from vdata.generate.providers.openai_provider import OpenAIProvider
 
-        return OpenAIProvider(options.model, api_key or "", options.base_url, options.timeout_s)
+        return OpenAIProvider(
+            options.model, api_key or "", options.base_url, options.timeout_s, options.backend
+        )
     if options.provider == "gemini":
         from vdata.generate.providers.gemini_provider import GeminiProvider
 
