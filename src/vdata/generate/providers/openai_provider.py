@@ -147,9 +147,11 @@ class OpenAIProvider(Provider):
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=4096, ttl_dns_cache=300),
                 timeout=aiohttp.ClientTimeout(total=self.timeout_s),
+                # Set once here: per-request headers are merged into a new multidict on every call.
+                headers=self._headers,
             )
         try:
-            async with self._session.post(self._url, data=payload, headers=self._headers) as resp:
+            async with self._session.post(self._url, data=payload) as resp:
                 raw = await resp.read()
                 if resp.status >= 400:
                     raise _status_error(resp.status, raw, resp.headers.get("Retry-After"), self._key)
