@@ -8,10 +8,13 @@ next to a batch-size-1 run of the same data (the paper's setting) on the same ma
     .venv/bin/python bench/debias_han.py --work /tmp/vbd --runs han --lms-sample 1500
 
 Runs (each a `vdata debias` output dir under --work; finished ones are reused, interrupted ones resume):
-  han        Han et al. Targeted_Debiasing/Gender/*S.json (1,500 sentences), sentence objective
-  han-cda    the same plus two-sided gender CDA
-  vdata      records made by `vdata gen` with the embedded model (--vdata-data), sentence objective
-  vdata-cda  the same plus two-sided gender CDA
+  han             Han et al. Targeted_Debiasing/Gender/*S.json (1,500 sentences), LoRA, sentence objective
+  han-cda         the same plus two-sided gender CDA
+  han-attr        Han et al.'s own objective: loss on the attribute word only
+  han-bottleneck  a Pfeiffer bottleneck adapter (reduction factor 16) instead of LoRA, as in the paper
+  han-2ep         two epochs
+  vdata           records made by `vdata gen` with the embedded model (--vdata-data), sentence objective
+  vdata-cda       the same plus two-sided gender CDA
 
 Scoring is `vdata eval`'s (vdata.evaluate.scoring.sentence_logprobs), which follows bias-bench (README
 section 8) for causal LMs: the first token is scored conditioned on the model's start token alone (SmolLM2:
@@ -39,6 +42,16 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("VDATA_DATA_DIR", str(ROOT.parent / "shared" / "benchmarks"))
 
+# Settings each run adds to the common ones (--epochs, --lr, ...).
+VARIANTS: dict[str, dict[str, Any]] = {
+    "han": {},
+    "han-cda": {"cda": ["gender"]},
+    "han-attr": {"objective": "attribute"},
+    "han-bottleneck": {"method": "bottleneck"},
+    "han-2ep": {"epochs": 2},
+    "vdata": {},
+    "vdata-cda": {"cda": ["gender"]},
+}
 HAN_GENDER = [f"han2024-synthetic/Targeted_Debiasing/Gender/Synthetic_Gender_{i}S.json" for i in (1, 2, 3)]
 BOOTSTRAP = 1000
 
@@ -50,6 +63,14 @@ def sentence_scores(lm: Any, sentences: list[str], batch_size: int = 64) -> list
     from vdata.evaluate.scoring import sentence_logprobs
 
     return sentence_logprobs(lm, sentences, batch_size=batch_size)
+
+
+def grouped_scores(lm: Any, groups: list[list[str]], batch_size: int = 64) -> list[list[float]]:
+    """The same scores for groups sharing a token prefix (StereoSet's three candidates, a CrowS pair),
+    computed with `vdata eval`'s prefix sharing: equal to `sentence_scores` to within 1e-5, faster."""
+    from vdata.evaluate.scoring import grouped_sentence_logprobs
+
+    return grouped_sentence_logprobs(lm, groups, batch_size=batch_size)
 
 
 def stereoset_items(data_dir: Path) -> list[dict[str, Any]]:
@@ -90,9 +111,13 @@ def evaluate(lm: Any, data_dir: Path, lms_sample: int | None, ppl_texts: list[st
         # The gender examples (scored anyway) plus a seeded sample of the other domains.
         others = [x for x in items if x["bias_type"] != "gender"]
         overall = gender + random.Random(0).sample(others, lms_sample)
-    need = {id(x): x for x in [*gender, *overall]}.values()
-    sents = [s for x in need for s in (x["stereotype"], x["anti-stereotype"], x["unrelated"])]
-    scores = dict(zip(sents, sentence_scores(lm, sents), strict=True))
+    need = list({id(x): x for x in [*gender, *overall]}.values())
+    groups = [[x["stereotype"], x["anti-stereotype"], x["unrelated"]] for x in need]
+    scores = {
+        s: v
+        for g, vs in zip(groups, grouped_scores(lm, groups), strict=True)
+        for s, v in zip(g, vs, strict=True)
+    }
 
     def row(x: dict[str, Any]) -> dict[str, Any]:
         st, an, un = scores[x["stereotype"]], scores[x["anti-stereotype"]], scores[x["unrelated"]]
@@ -105,9 +130,8 @@ def evaluate(lm: Any, data_dir: Path, lms_sample: int | None, ppl_texts: list[st
 
     with locate("crows_pairs/crows_pairs_anonymized.csv", data_dir=data_dir).open(encoding="utf-8") as f:
         pairs = [r for r in csv.DictReader(f) if r["bias_type"] == "gender"]
-    more = sentence_scores(lm, [p["sent_more"] for p in pairs])
-    less = sentence_scores(lm, [p["sent_less"] for p in pairs])
-    crows_hits = [int(m > le) for m, le in zip(more, less, strict=True)]
+    scored_pairs = grouped_scores(lm, [[p["sent_more"], p["sent_less"]] for p in pairs])
+    crows_hits = [int(m > le) for m, le in scored_pairs]
     ppl_lp = sentence_scores(lm, ppl_texts)
     ntoks = [len(lm.tokenizer.encode(t, add_special_tokens=False)) for t in ppl_texts]
     ppl = math.exp(-sum(lp * n for lp, n in zip(ppl_lp, ntoks, strict=True)) / sum(ntoks))
@@ -171,11 +195,11 @@ def cached_eval(name: str, model_ref: str, args: argparse.Namespace, ppl_texts: 
 def train(name: str, data: list[str], args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
     from vdata.debias.train import DebiasSettings, run_debias
 
+    settings: dict[str, Any] = {"epochs": args.epochs, **extra}
     s = DebiasSettings(
         model="smollm2-135m",
         data=data,
         out=str(args.work / name),
-        epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
         max_length=args.max_length,
@@ -183,7 +207,7 @@ def train(name: str, data: list[str], args: argparse.Namespace, **extra: Any) ->
         seed=0,
         quiet=True,
         data_dir=str(args.data_dir),
-        **extra,
+        **settings,
     )
     t0 = time.perf_counter()
     result = run_debias(s)
@@ -279,8 +303,10 @@ def main() -> None:
             data = [str(args.vdata_data)]
         else:
             data = han
-        extra: dict[str, Any] = {"cda": ["gender"]} if run.endswith("-cda") else {}
-        if run == "han" and args.han_limit:
+        if run not in VARIANTS:
+            p.error(f"unknown run {run!r}; known: {', '.join(VARIANTS)}")
+        extra = dict(VARIANTS[run])
+        if run.startswith("han") and run != "han-cda" and args.han_limit:
             extra["limit"] = args.han_limit
         if run == "han-cda" and args.cda_limit:
             extra["limit"] = args.cda_limit  # CDA doubles the data: same number of training samples as `han`

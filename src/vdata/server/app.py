@@ -32,6 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from vdata import __version__
 from vdata.core.records import STRATEGIES, Record, validate_category
 from vdata.server import db, store
+from vdata.server.pgread import AsyncReadPool
 from vdata.server.query import QueryRefused, check_sql, run_postgres, run_sqlite
 from vdata.server.settings import ServerSettings
 
@@ -40,6 +41,7 @@ log = logging.getLogger("vdata.server")
 
 Format = Literal["json", "csv", "text"]
 STREAM_THRESHOLD = 500
+MAX_CATEGORIES = 50  # category values per GET /v1/records (there are 9 categories and their intersections)
 # Longest value accepted per record field (the text itself is limited by the Record model).
 FIELD_LIMITS: dict[str, int] = {
     "target": 1000,
@@ -249,6 +251,7 @@ def create_app(settings: ServerSettings, *, migrate: bool = True) -> FastAPI:
     engine = db.make_engine(settings.db_url)
     limiter = TokenBucket(settings.put_rate, settings.put_burst)
     query_role: dict[str, str | None] = {}
+    read_pool = AsyncReadPool(engine) if engine.dialect.name == "postgresql" else None
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -258,6 +261,8 @@ def create_app(settings: ServerSettings, *, migrate: bool = True) -> FastAPI:
             query_role["role"] = await run_in_threadpool(_usable_role)
         log.info(json.dumps({"event": "ready", "db": engine.url.render_as_string(hide_password=True)}))
         yield
+        if read_pool is not None:
+            await read_pool.close()
         engine.dispose()
 
     def _usable_role() -> str | None:
@@ -438,16 +443,21 @@ def create_app(settings: ServerSettings, *, migrate: bool = True) -> FastAPI:
         headers = {"X-Next-Cursor": next_cursor} if next_cursor else {}
         stream = len(rows) > STREAM_THRESHOLD
         if fmt == "json":
-            if not stream:
-                return json_response({"records": rows, "next_cursor": next_cursor}, headers=headers)
-            parts = _json_page_parts(rows, next_cursor)
-            return _body(parts, "application/json", headers, True)
+            return _json_page_response([dumps(r) for r in rows], next_cursor, headers)
         if fmt == "csv":
             lines = (_csv_line(r.values()).encode() for r in rows)
             return _body(
                 _prepend(_csv_line(columns).encode(), lines), "text/csv; charset=utf-8", headers, stream
             )
         return _body((_text_line(r).encode() for r in rows), "text/plain; charset=utf-8", headers, stream)
+
+    def _fetch_records(query: store.PageQuery, fmt: Format) -> Response:
+        if fmt == "json" and engine.dialect.name in store.JSON_DIALECTS:
+            json_rows, next_cursor = store.fetch_page_json(engine, query)
+            headers = {"X-Next-Cursor": next_cursor} if next_cursor else {}
+            return _json_page_response([r.encode() for r in json_rows], next_cursor, headers)
+        rows, next_cursor = store.fetch_page(engine, query)
+        return _page_response(rows, next_cursor, fmt, db.PUBLIC_COLUMNS)
 
     @app.get(
         "/v1/records",
@@ -469,25 +479,30 @@ def create_app(settings: ServerSettings, *, migrate: bool = True) -> FastAPI:
             raise HTTPException(422, f"format must be json, csv or text, not {format[:20]!r}")
         if any(len(c) > 200 for c in category):
             raise HTTPException(422, "category: longer than 200 characters")
+        if len(category) > MAX_CATEGORIES:
+            raise HTTPException(422, f"category: at most {MAX_CATEGORIES} values")
         limit = min(limit, settings.max_page)
         after = _cursor(cursor)
         page_query = store.records_query(
             status="approved",
             columns=db.PUBLIC_COLUMNS,
-            categories=category or (),
+            categories=category,
             strategy=strategy,
             provider=provider,
             q=q,
             after_seq=after,
-            limit=limit + 1,
+            limit=limit,
         )
         if settings.is_sqlite:
             # A local SQLite page takes well under a millisecond: cheaper inline than a thread hop.
-            rows, next_cursor = store.fetch_page(engine, page_query, limit)
-        else:
-            # Over the network a stalled database must not block the event loop.
-            rows, next_cursor = await run_in_threadpool(store.fetch_page, engine, page_query, limit)
-        return _page_response(rows, next_cursor, format, db.PUBLIC_COLUMNS)
+            return _fetch_records(page_query, format)
+        if format == "json" and read_pool is not None:
+            # PostgreSQL: native asyncio reads (see pgread.py), no thread hop.
+            json_rows, next_cursor = await read_pool.fetch_page_json(page_query)
+            headers = {"X-Next-Cursor": next_cursor} if next_cursor else {}
+            return _json_page_response([r.encode() for r in json_rows], next_cursor, headers)
+        # Over the network a stalled database must not block the event loop.
+        return await run_in_threadpool(_fetch_records, page_query, format)
 
     @app.get("/v1/query", summary="Read-only SQL over the views `records` and `stats`")
     def query(
@@ -564,9 +579,9 @@ def create_app(settings: ServerSettings, *, migrate: bool = True) -> FastAPI:
     ) -> Response:
         limit = min(limit, settings.max_page)
         page_query = store.records_query(
-            status="pending", columns=store.FULL_COLUMNS, after_seq=_cursor(cursor), limit=limit + 1
+            status="pending", columns=store.FULL_COLUMNS, after_seq=_cursor(cursor), limit=limit
         )
-        rows, next_cursor = store.fetch_page(engine, page_query, limit)
+        rows, next_cursor = store.fetch_page(engine, page_query)
         return json_response({"records": rows, "next_cursor": next_cursor})
 
     return app
@@ -643,8 +658,18 @@ def _prepend(first: bytes, rest: Iterable[bytes]) -> Iterator[bytes]:
     yield from rest
 
 
-def _json_page_parts(rows: list[dict[str, Any]], next_cursor: str | None) -> Iterator[bytes]:
-    yield b'{"records":['
-    for i, row in enumerate(rows):
-        yield (b"," if i else b"") + dumps(row)
-    yield b'],"next_cursor":' + dumps(next_cursor) + b"}"
+def _json_page_response(json_rows: list[bytes], next_cursor: str | None, headers: dict[str, str]) -> Response:
+    """`{"records": [...], "next_cursor": ...}` from rows already serialised; streamed when large."""
+    tail = b'],"next_cursor":' + dumps(next_cursor) + b"}"
+    if len(json_rows) <= STREAM_THRESHOLD:
+        return Response(
+            b'{"records":[' + b",".join(json_rows) + tail, media_type="application/json", headers=headers
+        )
+
+    def parts() -> Iterator[bytes]:
+        yield b'{"records":['
+        for i in range(0, len(json_rows), 256):
+            yield (b"," if i else b"") + b",".join(json_rows[i : i + 256])
+        yield tail
+
+    return StreamingResponse(parts(), media_type="application/json", headers=headers)

@@ -1,0 +1,92 @@
+"""Native asyncio reads from PostgreSQL for the hottest endpoint (GET /v1/records).
+
+The rest of the server uses SQLAlchemy's synchronous engine through a thread pool. For a page read that
+costs more than the query: a thread hop per request and the GIL handed back and forth between the event
+loop and dozens of worker threads (bench/server_load.py measured about 1.5 ms of server CPU per GET).
+psycopg's async connections wait on the socket in the event loop itself, so a stalled database still
+never blocks the loop, and no thread is involved.
+
+The SQL text comes from `store` (compiled once per filter shape from the same SQLAlchemy statement as
+the synchronous path), so both paths run the same query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sqlalchemy import Engine
+
+from vdata.server import store
+
+# Every read connection: read-only transactions, and a query that runs away is cancelled by the server.
+READ_OPTIONS = "-c default_transaction_read_only=on -c statement_timeout=10000"
+
+
+class AsyncReadPool:
+    """At most `size` psycopg AsyncConnections (autocommit, read-only), opened on first use."""
+
+    def __init__(self, engine: Engine, size: int = 10, connect_timeout_s: float = 5.0) -> None:
+        self._conninfo = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._dialect = engine.dialect
+        self._size = size
+        self._connect_timeout_s = connect_timeout_s
+        self._idle: list[Any] = []
+        self._opened = 0
+        self._available: asyncio.Condition | None = None
+
+    async def _connect(self) -> Any:
+        import psycopg
+
+        return await psycopg.AsyncConnection.connect(
+            self._conninfo,
+            autocommit=True,
+            options=READ_OPTIONS,
+            connect_timeout=max(1, int(self._connect_timeout_s)),
+        )
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[Any]:
+        if self._available is None:  # created in the running loop
+            self._available = asyncio.Condition()
+        async with self._available:
+            while not self._idle and self._opened >= self._size:
+                await self._available.wait()
+            conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                self._opened += 1
+        healthy = False
+        try:
+            if conn is None:
+                conn = await self._connect()
+            yield conn
+            healthy = not conn.closed
+        finally:
+            async with self._available:
+                if healthy:
+                    self._idle.append(conn)
+                else:  # a broken connection is dropped; the next request opens a fresh one
+                    self._opened -= 1
+                    if conn is not None:
+                        with contextlib.suppress(Exception):
+                            await conn.close()
+                self._available.notify()
+
+    async def fetch_page_json(self, query: store.PageQuery) -> tuple[list[str], str | None]:
+        """`store.fetch_page_json` over an async connection: rows as JSON object texts, next cursor."""
+        sql, order, defaults = store.compiled_json_page(self._dialect, query.shape)
+        values = {**defaults, **query.params}
+        params: Any = tuple(values[name] for name in order) if order else values
+        async with self.connection() as conn:
+            cursor = await conn.execute(sql, params)
+            raw = await cursor.fetchall()
+        return store.split_json_page(raw, query.limit)
+
+    async def close(self) -> None:
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            with contextlib.suppress(Exception):
+                await conn.close()
+        self._opened -= len(idle)
