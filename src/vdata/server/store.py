@@ -84,33 +84,32 @@ def _row_for(record: Record, contributor: str, submitted_at: str) -> dict[str, A
 
 
 def put_records(engine: Engine, records: Sequence[Record], contributor: str) -> PutOutcome:
-    """Store new records as pending in one transaction; report duplicates (same normalised text)."""
+    """Store new records as pending in one transaction; report duplicates (same normalised text).
+
+    One statement: INSERT ... ON CONFLICT DO NOTHING RETURNING id. The rows it returns are the new ones;
+    every other record was already stored (or repeated in the batch). A concurrent PUT of the same text
+    wins the race harmlessly: nothing is stored twice.
+    """
     outcome = PutOutcome()
     if not records:
         return outcome
     submitted_at = now_utc()
-    with engine.begin() as conn:
-        ids = list({r.id for r in records})
-        existing: set[str] = set()
-        # Chunked IN lists keep within SQLite's bound-parameter limit.
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            existing.update(
-                conn.execute(select(record_store.c.id).where(record_store.c.id.in_(chunk))).scalars()
-            )
-        rows: list[dict[str, Any]] = []
-        seen: set[str] = set()
-        for record in records:
-            if record.id in existing or record.id in seen:
-                outcome.duplicates.append(record.id)
-                continue
+    rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for record in records:
+        if record.id not in seen:
             seen.add(record.id)
             rows.append(_row_for(record, contributor, submitted_at))
+    insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(record_store).on_conflict_do_nothing().returning(record_store.c.id)
+    with engine.begin() as conn:
+        stored = set(conn.execute(stmt, rows).scalars())
+    for record in records:
+        if record.id in stored:
             outcome.accepted.append(record.id)
-        if rows:
-            insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
-            # A concurrent PUT of the same text wins the race harmlessly: nothing is stored twice.
-            conn.execute(insert(record_store).on_conflict_do_nothing(), rows)
+            stored.discard(record.id)  # a second copy in the same batch is a duplicate
+        else:
+            outcome.duplicates.append(record.id)
     return outcome
 
 
