@@ -158,3 +158,29 @@ def test_only_get_and_put(fresh_server: Server) -> None:
         response = fresh_server.http.request(method, "/v1/records", json=[])
         assert response.status_code == 405
     assert isinstance(fresh_server.http, httpx.Client)
+
+
+def test_stored_text_comes_back_exactly(fresh_server: Server) -> None:
+    """GET's JSON is written by the database (json_object / json_build_object): awkward text must survive
+    it byte for byte, and agree with the CSV page (written by Python)."""
+    texts = [
+        'The "quiet" nurse\\ was a brilliant engineer.',
+        "La ingeniera, Zoë, was décisive — and kind. 🚀",
+        "The man\twas gentle;\u00a0very gentle.",
+    ]
+    batch = [{**r, "text": t, "target": t.split()[1]} for r, t in zip(sample_records(3), texts, strict=True)]
+    body = fresh_server.http.put("/v1/records", json=batch).json()
+    assert len(body["accepted"]) == 3
+    for rid in body["accepted"]:
+        assert fresh_server.moderate(rid).status_code == 200
+    page = fresh_server.http.get("/v1/records", params={"limit": 10})
+    got = page.json()["records"]
+    assert [r["text"] for r in got] == texts
+    assert [r["target"] for r in got] == [t.split()[1] for t in texts]
+    import csv
+    import io
+
+    rows = list(
+        csv.DictReader(io.StringIO(fresh_server.http.get("/v1/records", params={"format": "csv"}).text))
+    )
+    assert rows == [{k: "" if v is None else v for k, v in r.items()} for r in got]

@@ -16,7 +16,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -441,10 +441,10 @@ def create_app(settings: ServerSettings, *, migrate: bool = True) -> FastAPI:
     def _page_response(
         rows: list[dict[str, Any]], next_cursor: str | None, fmt: Format, columns: tuple[str, ...]
     ) -> Response:
+        if fmt == "json":
+            return _json_page_response([dumps(r) for r in rows], next_cursor)
         headers = {"X-Next-Cursor": next_cursor} if next_cursor else {}
         stream = len(rows) > STREAM_THRESHOLD
-        if fmt == "json":
-            return _json_page_response([dumps(r) for r in rows], next_cursor, headers)
         if fmt == "csv":
             lines = (_csv_line(r.values()).encode() for r in rows)
             return _body(
@@ -454,9 +454,7 @@ def create_app(settings: ServerSettings, *, migrate: bool = True) -> FastAPI:
 
     def _fetch_records(query: store.PageQuery, fmt: Format) -> Response:
         if fmt == "json" and engine.dialect.name in store.JSON_DIALECTS:
-            json_rows, next_cursor = store.fetch_page_json(engine, query)
-            headers = {"X-Next-Cursor": next_cursor} if next_cursor else {}
-            return _json_page_response([r.encode() for r in json_rows], next_cursor, headers)
+            return _json_page_response(*store.fetch_page_json(engine, query))
         rows, next_cursor = store.fetch_page(engine, query)
         return _page_response(rows, next_cursor, fmt, db.PUBLIC_COLUMNS)
 
@@ -499,9 +497,7 @@ def create_app(settings: ServerSettings, *, migrate: bool = True) -> FastAPI:
             return _fetch_records(page_query, format)
         if format == "json" and read_pool is not None:
             # PostgreSQL: native asyncio reads (see pgread.py), no thread hop.
-            json_rows, next_cursor = await read_pool.fetch_page_json(page_query)
-            headers = {"X-Next-Cursor": next_cursor} if next_cursor else {}
-            return _json_page_response([r.encode() for r in json_rows], next_cursor, headers)
+            return _json_page_response(*await read_pool.fetch_page_json(page_query))
         # Over the network a stalled database must not block the event loop.
         return await run_in_threadpool(_fetch_records, page_query, format)
 
@@ -663,8 +659,11 @@ def _prepend(first: bytes, rest: Iterable[bytes]) -> Iterator[bytes]:
     yield from rest
 
 
-def _json_page_response(json_rows: list[bytes], next_cursor: str | None, headers: dict[str, str]) -> Response:
-    """`{"records": [...], "next_cursor": ...}` from rows already serialised; streamed when large."""
+def _json_page_response(rows: Sequence[bytes | str], next_cursor: str | None) -> Response:
+    """`{"records": [...], "next_cursor": ...}` from rows already serialised (bytes, or JSON text from the
+    database); streamed when large. The next page's cursor is also in the X-Next-Cursor header."""
+    headers = {"X-Next-Cursor": next_cursor} if next_cursor else {}
+    json_rows = [r.encode() if isinstance(r, str) else r for r in rows]
     tail = b'],"next_cursor":' + dumps(next_cursor) + b"}"
     if len(json_rows) <= STREAM_THRESHOLD:
         return Response(
