@@ -8,6 +8,8 @@ counted). Three client paths are measured:
   provider-sdk  the same provider with backend "sdk" (the SDK's own httpx request path)
   engine        the whole engine (default backend): strategy prompts, cache, rate-limit checks,
                 parsing, records, journal
+  bare-aiohttp  reference floor: a bare aiohttp loop posting the same body and parsing the reply, no
+                provider, no error handling (what any Python client on this machine can reach)
 Every row first opens its C connections (a warm-up of C requests, not timed), so the figures are the
 steady state of a long run rather than TCP set-up. With 2,000 requests at C=256 the requests go out in
 ceil(2000/256) = 8 waves of L each, so even a client costing nothing reaches at most 2000 / (8 L) / (C/L)
@@ -72,6 +74,33 @@ async def warm(provider: OpenAIProvider, concurrency: int) -> None:
     )
 
 
+async def bare_aiohttp_run(base_url: str, concurrency: int, n: int) -> tuple[float, float, int]:
+    import aiohttp
+    import orjson
+
+    url = base_url.rstrip("/") + "/chat/completions"
+    headers = {"Authorization": "Bearer sk-bench", "Content-Type": "application/json"}
+    gate = asyncio.Semaphore(concurrency)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=4096), headers=headers) as session:
+
+        async def one(i: int) -> None:
+            async with gate:
+                body = {
+                    "model": "stub",
+                    "messages": MESSAGES,
+                    "temperature": 0.7,
+                    "max_tokens": 64,
+                    "seed": i,
+                }
+                async with session.post(url, data=orjson.dumps(body)) as resp:
+                    orjson.loads(await resp.read())
+
+        await asyncio.gather(*[one(-1 - i) for i in range(concurrency)])  # open the C connections
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        await asyncio.gather(*[one(i) for i in range(n)])
+        return time.perf_counter() - wall0, time.process_time() - cpu0, n
+
+
 async def provider_run(
     base_url: str, concurrency: int, n: int, backend: str = "auto"
 ) -> tuple[float, float, int]:
@@ -129,7 +158,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--latency", type=float, default=0.5, help="server latency L in seconds")
     ap.add_argument("--requests", type=int, default=2000)
-    ap.add_argument("--paths", default="provider,provider-sdk,engine", help="client paths to measure")
+    ap.add_argument(
+        "--paths", default="bare-aiohttp,provider,provider-sdk,engine", help="client paths to measure"
+    )
     args = ap.parse_args()
     server, base_url = start_server(args.latency)
     print(
@@ -144,6 +175,8 @@ def main() -> None:
                 for c in CONCURRENCY:
                     if path == "provider":
                         wall, cpu, n = run(provider_run(base_url, c, args.requests))
+                    elif path == "bare-aiohttp":
+                        wall, cpu, n = run(bare_aiohttp_run(base_url, c, args.requests))
                     elif path == "provider-sdk":
                         wall, cpu, n = run(provider_run(base_url, c, args.requests, backend="sdk"))
                     else:
