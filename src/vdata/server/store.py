@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, Select, Text, bindparam, cast, func, literal_column, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from vdata.core.records import Record, normalise_text
@@ -100,10 +99,12 @@ def put_records(engine: Engine, records: Sequence[Record], contributor: str) -> 
         if record.id not in seen:
             seen.add(record.id)
             rows.append(_row_for(record, contributor, submitted_at))
-    insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
-    stmt = insert(record_store).on_conflict_do_nothing().returning(record_store.c.id)
     with engine.begin() as conn:
-        stored = set(conn.execute(stmt, rows).scalars())
+        if engine.dialect.name == "postgresql":
+            stored = _pg_insert_new(conn, rows)
+        else:
+            stmt = sqlite_insert(record_store).on_conflict_do_nothing().returning(record_store.c.id)
+            stored = set(conn.execute(stmt, rows).scalars())
     for record in records:
         if record.id in stored:
             outcome.accepted.append(record.id)
@@ -111,6 +112,23 @@ def put_records(engine: Engine, records: Sequence[Record], contributor: str) -> 
         else:
             outcome.duplicates.append(record.id)
     return outcome
+
+
+def _pg_insert_new(conn: Any, rows: list[dict[str, Any]]) -> set[str]:
+    """PostgreSQL: insert a batch as one array per column (`unnest`), returning the ids stored.
+
+    A multi-row VALUES list has a placeholder per value, and psycopg re-parses such a long statement on
+    every call (it caches only short ones): most of a PUT's CPU time. With one array parameter per
+    column the statement is short, fixed and parsed once. Column names come from `_row_for`, not input.
+    """
+    columns = list(rows[0])
+    arrays = ", ".join(f"%({name})s::text[]" for name in columns)
+    sql = (
+        f"INSERT INTO {record_store.name} ({', '.join(columns)}) SELECT * FROM unnest({arrays}) "
+        "ON CONFLICT DO NOTHING RETURNING id"
+    )
+    params = {name: [row[name] for row in rows] for name in columns}
+    return {r[0] for r in conn.exec_driver_sql(sql, params)}
 
 
 def _escape_like(value: str) -> str:
