@@ -107,3 +107,36 @@ def test_postgres_queries_run_under_the_read_only_role(seeded_server: Server) ->
         pytest.skip("PostgreSQL only")
     body = seeded_server.http.get("/v1/query", params={"sql": "SELECT current_user AS u"}).json()
     assert body["rows"] == [["vdata_readonly"]]
+
+
+@pytest.mark.postgres
+def test_postgres_reads_survive_terminated_connections(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """GET reads on PostgreSQL use their own async connections: when the database drops them (restart,
+    an operator terminating sessions), the next GET still answers, from fresh connections."""
+    from sqlalchemy import text
+
+    from .conftest import new_db_url, sample_records, start_server
+
+    threaded, server = start_server(new_db_url("postgres", request, tmp_path_factory))
+    try:
+        body = server.http.put("/v1/records", json=sample_records(3)).json()
+        for rid in body["accepted"]:
+            assert server.moderate(rid).status_code == 200
+        assert len(server.http.get("/v1/records").json()["records"]) == 3
+        with server.engine.connect() as conn:
+            killed = conn.execute(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+                )
+            ).scalar()
+        assert killed >= 1
+        for _ in range(3):
+            response = server.http.get("/v1/records")
+            assert response.status_code == 200, response.text
+            assert len(response.json()["records"]) == 3
+    finally:
+        server.close()
+        threaded.__exit__(None, None, None)

@@ -75,14 +75,28 @@ class AsyncReadPool:
                 self._available.notify()
 
     async def fetch_page_json(self, query: store.PageQuery) -> tuple[list[str], str | None]:
-        """`store.fetch_page_json` over an async connection: rows as JSON object texts, next cursor."""
+        """`store.fetch_page_json` over an async connection: rows as JSON object texts, next cursor.
+
+        A read is idempotent, so when the connection turns out to be dead (the database restarted, or
+        an operator terminated its sessions) the idle connections are dropped and the read is retried
+        once on a fresh one: the client never sees the restart.
+        """
+        import psycopg
+
         sql, order, defaults = store.compiled_json_page(self._dialect, query.shape)
         values = {**defaults, **query.params}
         params: Any = tuple(values[name] for name in order) if order else values
-        async with self.connection() as conn:
-            cursor = await conn.execute(sql, params)
-            raw = await cursor.fetchall()
-        return store.split_json_page(raw, query.limit)
+        for attempt in (1, 2):
+            try:
+                async with self.connection() as conn:
+                    cursor = await conn.execute(sql, params)
+                    raw = await cursor.fetchall()
+                return store.split_json_page(raw, query.limit)
+            except psycopg.OperationalError:
+                if attempt == 2:
+                    raise
+                await self.close()  # its siblings are most likely dead too
+        raise AssertionError("unreachable")
 
     async def close(self) -> None:
         idle, self._idle = self._idle, []
