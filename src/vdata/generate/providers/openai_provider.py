@@ -149,6 +149,8 @@ class OpenAIProvider(Provider):
                 timeout=aiohttp.ClientTimeout(total=self.timeout_s),
                 # Set once here: per-request headers are merged into a new multidict on every call.
                 headers=self._headers,
+                # Like the SDK's httpx client: HTTP(S)_PROXY, NO_PROXY and ~/.netrc from the environment.
+                trust_env=True,
             )
         try:
             async with self._session.post(self._url, data=payload) as resp:
