@@ -409,3 +409,12 @@ def test_targeted_keeps_only_terms_of_the_category(gen_cache) -> None:
     result = strategy.parse(reply, request)
     assert [t.target for t in result.triples] == ["woman", "fathers"]
     assert result.drops == {"target_not_in_category": 1}
+
+
+def test_aiohttp_backend_uses_the_proxy_environment_like_the_sdk(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
+    remote = OpenAIProvider("m", "sk-x", "https://api.example.com/v1", backend="aiohttp")
+    local = OpenAIProvider("m", "sk-x", "http://127.0.0.1:8000/v1", backend="aiohttp")
+    assert remote._proxy == "http://proxy.example:3128"
+    assert local._proxy is None

@@ -58,6 +58,21 @@ def choose_transport(backend: str = "auto") -> str:
     return "aiohttp" if has_aiohttp else "sdk"
 
 
+def _env_proxy(url: str) -> str | None:
+    """The proxy for `url` from HTTP(S)_PROXY / NO_PROXY, as the SDK's httpx client would use it.
+
+    Looked up once: aiohttp's own `trust_env` repeats the lookup (environment and ~/.netrc) on every
+    request, which tripled the client's CPU time per request.
+    """
+    import urllib.request
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.hostname and urllib.request.proxy_bypass(parts.hostname):
+        return None
+    return urllib.request.getproxies().get(parts.scheme)
+
+
 def _status_error(status: int, body: bytes, retry_after: str | None, key: str) -> ProviderError:
     """The error for a non-2xx reply: the server's own message when it sent one (OpenAI's error shape)."""
     message = body[:300].decode("utf-8", "replace")
@@ -110,6 +125,7 @@ class OpenAIProvider(Provider):
         headers = {**self.client.default_headers, **self.client.auth_headers}
         self._headers = {k: v for k, v in headers.items() if isinstance(v, str)}
         self._url = str(self.client.base_url).rstrip("/") + "/chat/completions"
+        self._proxy = _env_proxy(self._url)
         self._session: Any = None
 
     def _sdk_http_client(self) -> Any:
@@ -149,11 +165,9 @@ class OpenAIProvider(Provider):
                 timeout=aiohttp.ClientTimeout(total=self.timeout_s),
                 # Set once here: per-request headers are merged into a new multidict on every call.
                 headers=self._headers,
-                # Like the SDK's httpx client: HTTP(S)_PROXY, NO_PROXY and ~/.netrc from the environment.
-                trust_env=True,
             )
         try:
-            async with self._session.post(self._url, data=payload) as resp:
+            async with self._session.post(self._url, data=payload, proxy=self._proxy) as resp:
                 raw = await resp.read()
                 if resp.status >= 400:
                     raise _status_error(resp.status, raw, resp.headers.get("Retry-After"), self._key)
