@@ -16,7 +16,7 @@ Runs (each a `vdata debias` output dir under --work; finished ones are reused, i
   vdata           records made by `vdata gen` with the embedded model (--vdata-data), sentence objective
   vdata-cda       the same plus two-sided gender CDA
 
-Scoring is `vdata eval`'s (vdata.evaluate.scoring.sentence_logprobs), which follows bias-bench (README
+Scoring is `vdata eval`'s (vdata.evaluate.scoring, with prefix sharing), which follows bias-bench (README
 section 8) for causal LMs: the first token is scored conditioned on the model's start token alone (SmolLM2:
 its BOS `<|im_start|>`), the remaining tokens on the sentence without the start token; the score is the mean
 token log-probability. SS/LMS use bias-bench's per-target macro averages.
