@@ -83,9 +83,7 @@ class AsyncReadPool:
         """
         import psycopg
 
-        sql, order, defaults = store.compiled_json_page(self._dialect, query.shape)
-        values = {**defaults, **query.params}
-        params: Any = tuple(values[name] for name in order) if order else values
+        sql, params = store.json_page_sql(self._dialect, query)
         for attempt in (1, 2):
             try:
                 async with self.connection() as conn:

@@ -230,7 +230,7 @@ JSON_DIALECTS = ("sqlite", "postgresql")
 
 
 @functools.lru_cache(maxsize=256)
-def compiled_json_page(
+def _compiled_json_page(
     dialect: Any, shape: tuple[Any, ...]
 ) -> tuple[str, tuple[str, ...] | None, dict[str, Any]]:
     """(SQL text in the driver's parameter style, parameter order for positional styles, values of the
@@ -240,15 +240,21 @@ def compiled_json_page(
     return str(compiled), order, dict(compiled.params)
 
 
+def json_page_sql(dialect: Any, query: PageQuery) -> tuple[str, Any]:
+    """(driver SQL, driver parameters) of a JSON page for `dialect`: what `fetch_page_json` and the
+    async PostgreSQL reads (pgread.py) send."""
+    sql, order, defaults = _compiled_json_page(dialect, query.shape)
+    values = {**defaults, **query.params}
+    return sql, tuple(values[name] for name in order) if order else values
+
+
 def fetch_page_json(engine: Engine, query: PageQuery) -> tuple[list[str], str | None]:
     """Like `fetch_page`, with each row a JSON object text made by the database (see `_records_statement`).
 
     The SQL is compiled once per filter shape and sent as driver SQL: no per-request compilation or
     result processing, while the connection still comes from (and errors still reach) SQLAlchemy's pool.
     """
-    sql, order, defaults = compiled_json_page(engine.dialect, query.shape)
-    values = {**defaults, **query.params}
-    params: Any = tuple(values[name] for name in order) if order else values
+    sql, params = json_page_sql(engine.dialect, query)
     with engine.connect() as conn:
         raw = conn.exec_driver_sql(sql, params).fetchall()
     return split_json_page(raw, query.limit)
