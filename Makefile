@@ -37,6 +37,7 @@ bench: setup
 lint: setup
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/lint-imports
 
 fmt: setup
 	$(BIN)/ruff check --fix src tests bench

@@ -19,6 +19,7 @@ from importlib import resources
 from pathlib import Path
 
 from vdata.core.errors import UserError
+from vdata.core.fingerprint import sha256_file
 from vdata.core.paths import cache_dir
 
 
@@ -35,14 +36,6 @@ def manifest() -> dict[str, PinnedFile]:
     text = resources.files("vdata.data").joinpath("benchmarks.tsv").read_text(encoding="utf-8")
     rows = csv.DictReader((ln for ln in text.splitlines() if not ln.startswith("#")), delimiter="\t")
     return {r["path"]: PinnedFile(r["path"], int(r["bytes"]), r["sha256"], r["url"]) for r in rows}
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 _verified: dict[tuple[str, int, int], str] = {}

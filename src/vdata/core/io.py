@@ -69,6 +69,17 @@ def atomic_path(path: Path) -> Iterator[Path]:
         raise
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write `text` (UTF-8) to `path` atomically: readers see the old file or the whole new one."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json_atomic(path: Path, doc: Any, indent: int | None = 2) -> None:
+    """Write `doc` as JSON atomically (non-JSON values such as paths as their str())."""
+    write_text_atomic(path, json.dumps(doc, indent=indent, ensure_ascii=False, default=str) + "\n")
+
+
 def _row_for_csv(d: dict[str, Any]) -> dict[str, Any]:
     return {
         k: (json.dumps(d[k], ensure_ascii=False) if k in _JSON_FIELDS and d[k] is not None else d[k])
