@@ -16,7 +16,7 @@ Runs (each a `vdata debias` output dir under --work; finished ones are reused, i
   vdata           records made by `vdata gen` with the embedded model (--vdata-data), sentence objective
   vdata-cda       the same plus two-sided gender CDA
 
-Scoring is `vdata eval`'s (vdata.evaluate.scoring, with prefix sharing), which follows bias-bench (README
+Scoring is `vdata eval`'s (vdata.lm.scoring, with prefix sharing), which follows bias-bench (README
 section 8) for causal LMs: the first token is scored conditioned on the model's start token alone (SmolLM2:
 its BOS `<|im_start|>`), the remaining tokens on the sentence without the start token; the score is the mean
 token log-probability. SS/LMS use bias-bench's per-target macro averages.
@@ -60,7 +60,7 @@ def sentence_scores(lm: Any, sentences: list[str], batch_size: int = 64) -> list
     """bias-bench's causal sentence score (mean token log-prob; the first token conditioned on the model's
     start token alone, the rest on the sentence), from `vdata eval`'s batched scorer so the numbers here
     mean what `vdata eval` reports."""
-    from vdata.evaluate.scoring import sentence_logprobs
+    from vdata.lm.scoring import sentence_logprobs
 
     return sentence_logprobs(lm, sentences, batch_size=batch_size)
 
@@ -68,7 +68,7 @@ def sentence_scores(lm: Any, sentences: list[str], batch_size: int = 64) -> list
 def grouped_scores(lm: Any, groups: list[list[str]], batch_size: int = 64) -> list[list[float]]:
     """The same scores for groups sharing a token prefix (StereoSet's three candidates, a CrowS pair),
     computed with `vdata eval`'s prefix sharing: equal to `sentence_scores` to within 1e-5, faster."""
-    from vdata.evaluate.scoring import grouped_sentence_logprobs
+    from vdata.lm.scoring import grouped_sentence_logprobs
 
     return grouped_sentence_logprobs(lm, groups, batch_size=batch_size)
 
@@ -174,7 +174,7 @@ def ppl_corpus(data_dir: Path, n: int = 200) -> list[str]:
 
 
 def cached_eval(name: str, model_ref: str, args: argparse.Namespace, ppl_texts: list[str]) -> dict[str, Any]:
-    from vdata.core.models import load_model
+    from vdata.lm.models import load_model
 
     path = args.work / f"eval-{name}.json"
     if path.exists():

@@ -29,8 +29,8 @@ from typing import Any
 import torch
 
 from vdata.core.benchdata import locate
-from vdata.core.models import load_model
 from vdata.evaluate import reference, scoring
+from vdata.lm.models import load_model
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
 

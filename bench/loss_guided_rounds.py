@@ -69,10 +69,10 @@ def main() -> None:
 
     from vdata.core.cda import load_word_lists
     from vdata.core.io import read_records
-    from vdata.core.models import load_model
     from vdata.generate.engine import generate
     from vdata.generate.options import parse_options
     from vdata.generate.strategies.loss_guided import bias_scores
+    from vdata.lm.models import load_model
 
     options = parse_options(
         {

@@ -27,7 +27,7 @@ def data_dir() -> Path:
 @pytest.fixture(scope="session")
 def smollm2():
     """The embedded local model, loaded once per test session."""
-    from vdata.core.models import load_model
+    from vdata.lm.models import load_model
 
     return load_model("smollm2-135m")
 

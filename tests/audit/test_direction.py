@@ -32,8 +32,8 @@ def test_summary_shares_and_examples() -> None:
 
 @pytest.mark.slow
 def test_direction_with_the_local_model(tmp_path: Path, data_dir: Path, smollm2) -> None:
-    pytest.importorskip("vdata.evaluate.scoring", reason="vdata eval's scorer is not in this checkout yet")
-    from vdata.evaluate.scoring import pair_differences
+    pytest.importorskip("vdata.lm.scoring", reason="vdata eval's scorer is not in this checkout yet")
+    from vdata.lm.scoring import pair_differences
 
     data = tmp_path / "d.txt"
     lines = [

@@ -17,7 +17,7 @@ STOIC = Example("The woman was remarkably stoic.", target="woman", attribute="st
 def smol_tok():
     from transformers import AutoTokenizer
 
-    from vdata.core.models import smollm2_checkpoint
+    from vdata.lm.models import smollm2_checkpoint
 
     return AutoTokenizer.from_pretrained(str(smollm2_checkpoint()))
 

@@ -70,7 +70,7 @@ def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> str:
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from vdata.core.models import smollm2_checkpoint
+    from vdata.lm.models import smollm2_checkpoint
 
     tok = AutoTokenizer.from_pretrained(str(smollm2_checkpoint()))
     torch.manual_seed(0)

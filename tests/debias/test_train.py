@@ -65,7 +65,7 @@ def test_masked_lm_lora_attribute_objective_resumes_exactly(
 def test_masked_lm_bottleneck_mix_and_mitigations(tiny_bert: str, data_dir: Path, tmp_path: Path) -> None:
     import torch
 
-    from vdata.core.models import load_model
+    from vdata.lm.models import load_model
 
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(f"Line {i} of plain text about the weather and trains." for i in range(40)))
@@ -98,7 +98,7 @@ def test_masked_lm_bottleneck_mix_and_mitigations(tiny_bert: str, data_dir: Path
 
 
 def test_masked_lm_full_finetuning(tiny_bert: str, data_dir: Path, tmp_path: Path) -> None:
-    from vdata.core.models import load_model
+    from vdata.lm.models import load_model
 
     m = run_debias(settings(tiny_bert, [data_dir / HAN_S], tmp_path / "ft", method="full", lr=1e-3)).manifest
     assert m["files"] == ["full/"] and (tmp_path / "ft" / "full" / "config.json").exists()
@@ -111,7 +111,7 @@ def test_smollm2_lora_lowers_loss_and_loads(data_dir: Path, tmp_path: Path) -> N
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from vdata.core.models import load_model, smollm2_checkpoint
+    from vdata.lm.models import load_model, smollm2_checkpoint
 
     out = tmp_path / "smol"
     s = settings(

@@ -122,7 +122,7 @@ def test_real_data_counts(data_dir) -> None:
 
 
 def test_template_word_is_bias_bench_s() -> None:
-    from vdata.evaluate.scoring import stereoset_template_word
+    from vdata.lm.scoring import stereoset_template_word
 
     assert stereoset_template_word("the poet can BLANK.", "The poet can rhyme.") == "rhyme"
     # two BLANKs: the last one's word is the template word

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from vdata.core.errors import UserError
-from vdata.evaluate import reference, scoring
+from vdata.evaluate import reference
+from vdata.lm import scoring
 
 pytestmark = pytest.mark.slow
 
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def tiny_bert(tiny_bert_dir: Path) -> Any:
     """The random tiny BERT (tests/conftest.py) loaded through load_model."""
-    from vdata.core.models import load_model
+    from vdata.lm.models import load_model
 
     lm = load_model(str(tiny_bert_dir))
     assert lm.kind == "masked"

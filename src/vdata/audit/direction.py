@@ -2,7 +2,7 @@
 CDA counterfactuals?
 
 For each sampled sentence that mentions a word-list group, `vdata.core.cda.counterfactuals` swaps the
-group terms (man <-> woman, jewish -> christian/muslim, ...). `vdata.evaluate.scoring.pair_differences`
+group terms (man <-> woman, jewish -> christian/muslim, ...). `vdata.lm.scoring.pair_differences`
 (the same batched scorer `vdata eval` uses) returns, per pair, the model's score of the sentence minus
 that of the counterfactual. Debiasing data is meant to *counter* the model's stereotypes, so a healthy
 anti-stereotypical dataset has mostly negative differences: the model finds the data's version of the
@@ -85,8 +85,8 @@ def make_direction_scorer(
         pairs = build_pairs(samples, word_lists, seed)
         if not pairs:
             return {"model": model_name, "n_pairs": 0}
-        from vdata.core.models import load_model
-        from vdata.evaluate.scoring import pair_differences
+        from vdata.lm.models import load_model
+        from vdata.lm.scoring import pair_differences
 
         lm = loaded if loaded is not None else load_model(model_name)
         diffs = pair_differences(lm, [(a, b) for _, a, b in pairs], batch_size)

@@ -255,7 +255,7 @@ class Trainee:
             )
             model = get_peft_model(model, config)
         elif s.method == "bottleneck":
-            from vdata.debias.bottleneck import attach_bottleneck
+            from vdata.lm.bottleneck import attach_bottleneck
 
             for p in model.parameters():
                 p.requires_grad_(False)
@@ -405,7 +405,7 @@ def run_debias(s: DebiasSettings, console: Any = None) -> RunResult:
     """Train per `s` into `s.out`; resume from a checkpoint there; return the manifest."""
     import torch
 
-    from vdata.core.models import load_model
+    from vdata.lm.models import load_model
 
     check_settings(s)
     out = Path(s.out)

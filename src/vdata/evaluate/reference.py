@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from vdata.core.models import LoadedModel
-from vdata.evaluate.scoring import modified_token_spans, stereoset_template_word
+from vdata.lm.models import LoadedModel
+from vdata.lm.scoring import modified_token_spans, stereoset_template_word
 
 
 def causal_score(lm: LoadedModel, sentence: str, start_id: int) -> float:

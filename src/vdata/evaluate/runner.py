@@ -103,7 +103,7 @@ def _stereoset_scores(
     lm: Any, pb: PreparedBenchmark, options: EvalOptions
 ) -> tuple[dict[str, float], dict[str, float]]:
     """(scores used for comparison, scores written to predictions) keyed by sentence id."""
-    from vdata.evaluate import scoring
+    from vdata.lm import scoring
 
     if lm.kind == "masked":
         items = [(ex.context, text) for ex in pb.examples for _, text in ex.ordered()]
@@ -127,8 +127,8 @@ def _stereoset_scores(
 def run_model(model: str, options: EvalOptions) -> tuple[dict[str, Any], dict[str, Any]]:
     """Evaluate `model`; returns (results, predictions). Raises UserError before any work on bad input."""
     prepared = prepare(options)
-    from vdata.core.models import load_model
-    from vdata.evaluate import scoring
+    from vdata.lm import scoring
+    from vdata.lm.models import load_model
 
     started = time.perf_counter()
     lm = load_model(model, dtype=options.dtype)

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from vdata.core.errors import UserError
-from vdata.core.models import SMOLLM2_ALIASES
 from vdata.generate.providers.base import Completion, Message, Provider, ProviderError
+from vdata.lm.models import SMOLLM2_ALIASES
 
 TOP_P = 0.95
 CTX_PER_SLOT = 2048
@@ -32,7 +32,7 @@ def xllamacpp_available() -> bool:
 def gguf_for(model: str) -> Path | None:
     """The GGUF file behind a model name, if it has one."""
     if model.lower() in SMOLLM2_ALIASES:
-        from vdata.core.models import smollm2_gguf_path
+        from vdata.lm.models import smollm2_gguf_path
 
         return smollm2_gguf_path()
     if model.endswith(".gguf"):
@@ -153,7 +153,7 @@ class TransformersProvider(Provider):
 
     def __init__(self, model: str, batch_size: int = 8, loaded: Any = None) -> None:
         super().__init__(model)
-        from vdata.core.models import load_model
+        from vdata.lm.models import load_model
 
         self.lm = loaded or load_model(model)
         if self.lm.kind != "causal":

@@ -4,7 +4,7 @@ Round 0 asks like `targeted`. When a round's requests have all come back, every 
 scored is scored with the target model in batches: its bias score is how strongly the model prefers the
 record's CDA counterfactual (the stereotypical variant: the group term swapped) over the record itself,
 
-    bias(record) = score(counterfactual) - score(sentence)     (`vdata.evaluate.scoring.pair_differences`)
+    bias(record) = score(counterfactual) - score(sentence)     (`vdata.lm.scoring.pair_differences`)
 
 so a high score marks an anti-stereotypical sentence the model still resists. The next round's prompt
 shows the top k (per category) as examples to write more of and the bottom k as ones to avoid. Records
@@ -52,7 +52,7 @@ def bias_scores(
     """Record id -> score(counterfactual) - score(record), batched with `vdata eval`'s `pair_differences`
     (the CrowS-Pairs scoring of the model's kind); records without a swap (or a nan score) are left out."""
     from vdata.core.cda import counterfactuals
-    from vdata.evaluate.scoring import pair_differences
+    from vdata.lm.scoring import pair_differences
 
     pairs: list[tuple[str, str]] = []
     ids: list[str] = []
@@ -100,7 +100,7 @@ class LossGuided(Targeted):
     # -- scoring ----------------------------------------------------------------------------------
     def target(self) -> Any:
         if self._lm is None:
-            from vdata.core.models import load_model
+            from vdata.lm.models import load_model
 
             self._lm = load_model(self.settings.target_model)
             self._lm.model.eval()

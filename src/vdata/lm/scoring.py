@@ -30,8 +30,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from vdata.core.errors import UserError
-from vdata.core.models import LoadedModel
-from vdata.evaluate.progress import sentence_progress
+from vdata.core.progress import sentence_progress
+from vdata.lm.models import LoadedModel
 
 # Per model: (start token id) -> log-probabilities of the first token given the start token alone.
 _FIRST_TOKEN_LOGPROBS: weakref.WeakKeyDictionary[Any, dict[int, Any]] = weakref.WeakKeyDictionary()

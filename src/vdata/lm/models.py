@@ -181,7 +181,7 @@ def _load_debiased(path: Path, dtype: str) -> LoadedModel:
             return lm
     lm = load_model(base, kind=manifest.get("model_kind"), dtype=dtype)
     if (path / "bottleneck_config.json").exists():  # vdata's own Pfeiffer adapter (peft has none)
-        from vdata.debias.bottleneck import load_bottleneck
+        from vdata.lm.bottleneck import load_bottleneck
 
         load_bottleneck(lm.model, path)
     else:
