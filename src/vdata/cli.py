@@ -16,9 +16,7 @@ from vdata.core.errors import UserError
 
 # Click's base exception, found through a name typer exports: newer typer versions carry their own copy of
 # click, so `click.ClickException` would not catch a usage error such as an unknown flag.
-CLICK_ERROR: type[Exception] = next(
-    c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"
-)
+CLICK_ERROR: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
 
 def _literal_help(command: Any) -> None:
