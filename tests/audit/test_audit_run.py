@@ -211,3 +211,14 @@ def test_direction_not_measured_without_group_terms(tmp_path: Path, data_dir: Pa
     d = report["direction"]
     assert d["measured"] is False and "CDA word lists" in d["reason"] and "--word-lists" in d["how"]
     assert "Not measured: no sampled sentence contains a term from the CDA word lists" in md
+
+
+def test_filter_to_csv_reads_back_as_records(tmp_path: Path, data_dir: Path) -> None:
+    data = tmp_path / "data.jsonl"
+    known_dataset(data)
+    clean = tmp_path / "clean.csv"
+    settings = AuditSettings(data=[data], out=tmp_path / "r", embed_sample=0, plots=False, filter=clean)
+    run_audit(settings)
+    kept = read_records(clean)
+    assert [r.text for r in kept] == [t for t, _ in CLEAN]
+    assert [r.category for r in kept] == [c for _, c in CLEAN]
