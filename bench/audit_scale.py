@@ -114,15 +114,12 @@ def generate(n: int, path: Path, seed: int = 0) -> None:
 
 def run_one(path: Path, out: Path, embed_sample: int) -> dict[str, float]:
     """Runs inside the child process: audit `path`, return wall time and peak RSS."""
-    from rich.console import Console
-
-    from vdata.audit.run import AuditRun
+    from vdata.audit.run import run_audit
+    from vdata.audit.settings import AuditSettings
 
     start = time.perf_counter()
-    run = AuditRun(
-        out_dir=out, embed_sample=embed_sample, plots=True, console=Console(stderr=True, quiet=True)
-    )
-    result = run.run([("bench", [path])])
+    settings = AuditSettings(data=[path], label="bench", out=out, embed_sample=embed_sample, plots=True)
+    result = run_audit(settings)
     elapsed = time.perf_counter() - start
     report = result["report"]
     return {

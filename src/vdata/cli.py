@@ -4,14 +4,46 @@ from __future__ import annotations
 
 import importlib
 import sys
+from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from typer.core import TyperGroup
 
 from vdata import __version__
 from vdata.core.errors import UserError
 
+# Click's base exception, found through a name typer exports: newer typer versions carry their own copy of
+# click, so `click.ClickException` would not catch a usage error such as an unknown flag.
+CLICK_ERROR: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
+def _literal_help(command: Any) -> None:
+    """Escape Rich markup in a command's help texts, so `[gender]` in an example is shown, not read as a tag."""
+    for owner in (command, *command.params):
+        for attr in ("help", "short_help", "epilog"):
+            text = getattr(owner, attr, None)
+            if isinstance(text, str):
+                setattr(owner, attr, escape(text))
+    for sub in getattr(command, "commands", {}).values():  # a group's subcommands
+        _literal_help(sub)
+
+
+class LiteralHelpGroup(TyperGroup):
+    """The `vdata` group: help is drawn with Rich, but help texts are plain text (lists, YAML, JSON).
+
+    Help texts live in each stage's cli.py; Rich would read `[gender]` or `[stereoset, crows_pairs]` in them
+    as markup tags and drop them. Escaping here, once per built command tree, covers every command.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _literal_help(self)
+
+
 app = typer.Typer(
+    cls=LiteralHelpGroup,
     name="vdata",
     help="Synthetic debiasing data for language models: generate, audit, debias, evaluate, share.",
     no_args_is_help=True,
@@ -53,7 +85,7 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except UserError as e:
-        err.print(f"[bold red]error:[/] {e}", highlight=False)
+        err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False)
         sys.exit(e.exit_code)
     except typer.Exit as e:
         sys.exit(e.exit_code)
@@ -63,13 +95,9 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("interrupted; rerun the same command to resume")
         sys.exit(130)
-    except Exception as e:  # click usage errors
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            sys.exit(2)
-        raise
+    except CLICK_ERROR as e:  # usage errors: unknown flag, missing argument, bad value
+        e.show()  # type: ignore[attr-defined]
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rich.console import Console
 from typer.testing import CliRunner
 
-from vdata.audit.auditor import default_embedder
-from vdata.audit.run import AuditRun
+from vdata.audit.embeddings import default_embedder
+from vdata.audit.run import AuditResult, run_audit
+from vdata.audit.settings import AuditSettings
 from vdata.core.io import read_records, write_records
 from vdata.core.records import Record
 
@@ -49,17 +49,21 @@ def embedder():
     return default_embedder()
 
 
-def _run(tmp: Path, datasets: list[tuple[str, list[Path]]], embedder: Any, **kw: Any) -> dict[str, Any]:
-    run = AuditRun(out_dir=tmp / "report", embed_sample=50, sample=50, console=Console(quiet=True), **kw)
-    run.embedder = embedder
-    return run.run(datasets)
+def _run(tmp: Path, datasets: list[tuple[str, list[Path]]], embedder: Any, **kw: Any) -> AuditResult:
+    """Audit the first dataset, comparing the others (LABEL=PATH,...), with a small sample."""
+    (label, data), *others = datasets
+    compare = [f"{name}={','.join(map(str, paths))}" for name, paths in others]
+    settings = AuditSettings(
+        data=data, label=label, compare=compare, out=tmp / "report", embed_sample=50, sample=50, **kw
+    )
+    return run_audit(settings, embedder=embedder)
 
 
 def test_known_answers_and_filter(tmp_path: Path, data_dir: Path, embedder: Any) -> None:
     data = tmp_path / "data.jsonl"
     known = known_dataset(data)
     clean = tmp_path / "clean.jsonl"
-    result = _run(tmp_path, [("mine", [data])], embedder, filter_out=clean)
+    result = _run(tmp_path, [("mine", [data])], embedder, filter=clean)
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     hyg = report["hygiene"]
     assert report["n_records"] == known["n"]
@@ -176,3 +180,45 @@ def test_cli_summary_table_and_filter(tmp_path: Path, data_dir: Path) -> None:
     assert "exact duplicates" in res.output and "other" in res.output
     assert "removed" in res.output
     assert (tmp_path / "clean.txt").read_text().splitlines() == [t for t, _ in CLEAN]
+
+
+def _quick(tmp: Path, lines: list[str], **kw: Any) -> tuple[dict[str, Any], str]:
+    """Audit a few lines without embeddings, benchmark index or plots: (report.json, report.md)."""
+    data = tmp / "d.txt"
+    data.write_text("\n".join(lines) + "\n")
+    out = tmp / "r"
+    settings = AuditSettings(data=[data], out=out, embed_sample=0, benchmark_overlap=False, plots=False, **kw)
+    run_audit(settings)
+    return json.loads((out / "report.json").read_text()), (out / "report.md").read_text()
+
+
+def test_direction_not_measured_without_a_target_model(tmp_path: Path, data_dir: Path) -> None:
+    report, md = _quick(tmp_path, [t for t, _ in CLEAN])
+    d = report["direction"]
+    assert d["measured"] is False and "target model" in d["reason"]
+    assert d["how"].startswith("pass --target-model MODEL")
+    section = md.split("### Stereotype direction", 1)[1]
+    assert section.lstrip().startswith("Not measured: no target model was given")
+    assert "--target-model MODEL" in section
+    assert "direction: data more likely" not in md  # no empty table row for it
+
+
+def test_direction_not_measured_without_group_terms(tmp_path: Path, data_dir: Path) -> None:
+    """A target model, but no sentence to swap: the model is never loaded, and the report says why."""
+    report, md = _quick(
+        tmp_path, ["The sky is blue today.", "It rained all week."], target_model="smollm2-135m"
+    )
+    d = report["direction"]
+    assert d["measured"] is False and "CDA word lists" in d["reason"] and "--word-lists" in d["how"]
+    assert "Not measured: no sampled sentence contains a term from the CDA word lists" in md
+
+
+def test_filter_to_csv_reads_back_as_records(tmp_path: Path, data_dir: Path) -> None:
+    data = tmp_path / "data.jsonl"
+    known_dataset(data)
+    clean = tmp_path / "clean.csv"
+    settings = AuditSettings(data=[data], out=tmp_path / "r", embed_sample=0, plots=False, filter=clean)
+    run_audit(settings)
+    kept = read_records(clean)
+    assert [r.text for r in kept] == [t for t, _ in CLEAN]
+    assert [r.category for r in kept] == [c for _, c in CLEAN]

