@@ -104,12 +104,6 @@ def test_pipeline_example_is_a_valid_pipeline(tmp_path: Path) -> None:
     load_options(options)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src/vdata/pipeline/cli.py EXAMPLE (and the spec.py docstring) write "
-    "`eval: {benchmarks: stereoset,crows_pairs, ...}`: in a YAML flow mapping the comma ends the value, "
-    "so crows_pairs becomes a key with no value and is never evaluated; write [stereoset, crows_pairs]",
-)
 def test_pipeline_example_has_no_empty_values() -> None:
     """A null in the example is a value YAML split at a comma: the example would not say what it means."""
     assert _nulls(_pipeline_example()) == []

@@ -15,7 +15,7 @@ from pathlib import Path
 from vdata.audit.auditor import KEEP
 from vdata.audit.readers import AuditItem, DatasetReader
 from vdata.core.errors import UserError
-from vdata.core.io import _row_for_csv, atomic_path, write_records
+from vdata.core.io import row_for_csv, atomic_path, write_records
 from vdata.core.records import RECORD_FIELDS, Record, validate_category
 
 OUTPUT_SUFFIXES = (".jsonl", ".csv", ".parquet", ".txt")
@@ -69,7 +69,7 @@ def write_clean(reader: DatasetReader, reasons: bytearray, out: Path) -> int:
                 continue
             row = as_record(item).to_dict()
             if writer:
-                writer.writerow(_row_for_csv(row))  # the same CSV row write_records writes
+                writer.writerow(row_for_csv(row))  # the same CSV row write_records writes
             else:
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
     return n

@@ -80,7 +80,7 @@ def write_json_atomic(path: Path, doc: Any, indent: int | None = 2) -> None:
     write_text_atomic(path, json.dumps(doc, indent=indent, ensure_ascii=False, default=str) + "\n")
 
 
-def _row_for_csv(d: dict[str, Any]) -> dict[str, Any]:
+def row_for_csv(d: dict[str, Any]) -> dict[str, Any]:
     return {
         k: (json.dumps(d[k], ensure_ascii=False) if k in _JSON_FIELDS and d[k] is not None else d[k])
         for k in RECORD_FIELDS
@@ -101,7 +101,7 @@ def write_records(records: Iterable[Record], path: Path, fmt: str | None = None)
                 w = csv.DictWriter(f, fieldnames=list(RECORD_FIELDS))
                 w.writeheader()
                 for d in rows:
-                    w.writerow(_row_for_csv(d))
+                    w.writerow(row_for_csv(d))
         else:
             import pyarrow as pa
             import pyarrow.parquet as pq

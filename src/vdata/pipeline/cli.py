@@ -17,7 +17,7 @@ generate:
   options: {strategy: targeted, categories: [gender], count: 40}
 audit: {filter: true}
 debias: {method: lora, objective: sentence, cda: gender, epochs: 2}
-eval: {benchmarks: stereoset,crows_pairs, bias_types: gender, limit: 200}
+eval: {benchmarks: [stereoset, crows_pairs], bias_types: [gender], limit: 200}
 """
 
 

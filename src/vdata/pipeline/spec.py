@@ -10,7 +10,7 @@ Example (YAML):
     data: []                         # extra datasets (vdata records or Han et al. files)
     audit: {filter: true}            # optional; with filter the cleaned data is what gets trained on
     debias: {method: lora, objective: sentence, cda: gender, epochs: 2}
-    eval: {benchmarks: stereoset,crows_pairs, bias_types: gender, limit: 200}
+    eval: {benchmarks: [stereoset, crows_pairs], bias_types: [gender], limit: 200}
 
 Each mapping under `audit`, `debias` and `eval` is passed to that command as flags: `key: value` becomes
 `--key value` (underscores become dashes), `true` becomes a bare `--key`, lists are comma-joined.
