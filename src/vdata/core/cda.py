@@ -160,4 +160,3 @@ def counterfactuals(
     if n_swapped > 1 and combined not in out:
         out.append(combined)
     return list(dict.fromkeys(x for x in out if x != text))
-
