@@ -1,11 +1,13 @@
 """`vdata debias MODEL DATA... --out DIR`: maps the flags onto `DebiasSettings` and runs `run_debias`.
 
-Every option defaults to None ("not given"), so that the defaults, bounds, choices and help text live only
-in `vdata.debias.settings`; the help shows each setting's default from there.
+Each flag's default and help text are read from the setting's Field, so that defaults, bounds, choices and
+help live only in `vdata.debias.settings`; list settings (`--cda`, `--mitigation`) take a comma-separated
+string and default to None ("not given").
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +20,23 @@ SOURCE = "vdata debias"
 
 
 def _option(name: str) -> Any:
-    """The `--name` flag of setting `name`: help text and shown default from its Field."""
+    """The `--name` flag of setting `name`, with the setting's default and description."""
     field = DebiasSettings.model_fields[name]
     default = field.get_default(call_default_factory=True)
-    shown = str(default) if default not in (None, [], False) else False
-    return typer.Option(None, "--" + name.replace("_", "-"), help=field.description, show_default=shown)
+    return typer.Option(
+        None if isinstance(default, list) else default, "--" + name.replace("_", "-"), help=field.description
+    )
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return str(value) if isinstance(value, Path) else value
+
+
+def settings_values(flags: Mapping[str, Any]) -> dict[str, Any]:
+    """The command's parameters as setting values: settings only, those given (not None), paths as text."""
+    return {k: _plain(v) for k, v in flags.items() if k in DebiasSettings.model_fields and v is not None}
 
 
 def _help(name: str) -> str:
@@ -40,51 +54,51 @@ def register(app: typer.Typer) -> None:
         model: str = typer.Argument(..., help=_help("model")),
         data: list[Path] = typer.Argument(..., help=_help("data")),
         out: Path = typer.Option(..., "--out", help=_help("out")),
-        method: str | None = _option("method"),
-        objective: str | None = _option("objective"),
+        method: str = _option("method"),
+        objective: str = _option("objective"),
         cda: str | None = _option("cda"),
-        cda_mode: str | None = _option("cda_mode"),
+        cda_mode: str = _option("cda_mode"),
         word_lists: Path | None = _option("word_lists"),
         mix_corpus: Path | None = _option("mix_corpus"),
         bias_ratio: float | None = _option("bias_ratio"),
         mitigation: str | None = _option("mitigation"),
-        kl_coef: float | None = _option("kl_coef"),
-        synthetic_weight: float | None = _option("synthetic_weight"),
-        epochs: int | None = _option("epochs"),
-        batch_size: int | None = _option("batch_size"),
-        grad_accum: int | None = _option("grad_accum"),
+        kl_coef: float = _option("kl_coef"),
+        synthetic_weight: float = _option("synthetic_weight"),
+        epochs: int = _option("epochs"),
+        batch_size: int = _option("batch_size"),
+        grad_accum: int = _option("grad_accum"),
         lr: float | None = _option("lr"),
-        warmup_ratio: float | None = _option("warmup_ratio"),
-        max_length: int | None = _option("max_length"),
-        val_fraction: float | None = _option("val_fraction"),
-        patience: int | None = _option("patience"),
-        eval_every: int | None = _option("eval_every"),
-        save_every: int | None = _option("save_every"),
-        lora_r: int | None = _option("lora_r"),
-        lora_alpha: int | None = _option("lora_alpha"),
-        lora_dropout: float | None = _option("lora_dropout"),
-        lora_targets: str | None = _option("lora_targets"),
-        reduction_factor: int | None = _option("reduction_factor"),
-        merge: bool | None = _option("merge"),
-        seed: int | None = _option("seed"),
+        warmup_ratio: float = _option("warmup_ratio"),
+        max_length: int = _option("max_length"),
+        val_fraction: float = _option("val_fraction"),
+        patience: int = _option("patience"),
+        eval_every: int = _option("eval_every"),
+        save_every: int = _option("save_every"),
+        lora_r: int = _option("lora_r"),
+        lora_alpha: int = _option("lora_alpha"),
+        lora_dropout: float = _option("lora_dropout"),
+        lora_targets: str = _option("lora_targets"),
+        reduction_factor: int = _option("reduction_factor"),
+        merge: bool = _option("merge"),
+        seed: int = _option("seed"),
         limit: int | None = _option("limit"),
         data_dir: Path | None = _option("data_dir"),
         stop_after_steps: int | None = _option("stop_after_steps"),
         quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
     ) -> None:
+        flags = dict(locals())  # the parameters by name; each setting's parameter is named after it
         from rich.console import Console
 
         from vdata.core.progress import progress_factory
         from vdata.debias.loop import StopRequested
         from vdata.debias.train import run_debias
 
-        given = {k: v for k, v in locals().items() if k in DebiasSettings.model_fields and v is not None}
-        values = {
-            k: [str(p) for p in v] if k == "data" else str(v) if isinstance(v, Path) else v
-            for k, v in given.items()
-        }
         settings = validate_settings(
-            DebiasSettings, values, source=SOURCE, prefix="--", hint="See `vdata debias --help`."
+            DebiasSettings,
+            settings_values(flags),
+            source=SOURCE,
+            prefix="--",
+            hint="See `vdata debias --help`.",
         )
         console = Console(stderr=True, quiet=quiet)
         try:

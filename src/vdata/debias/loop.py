@@ -249,7 +249,7 @@ class TrainingLoop:
         while p.epoch < s.epochs and not p.stopped_early:
             batches = batches_for_epoch(self.lengths, s.batch_size, s.seed, p.epoch)
             while p.batch < len(batches):
-                self._step(batches[p.batch : p.batch + s.grad_accum])
+                self.optimizer_step(batches[p.batch : p.batch + s.grad_accum])
                 steps_this_call += 1
                 info = f"loss {p.last_train_loss:.4f}, {p.samples_per_second():.1f} samples/s"
                 task.update(completed=p.step, info=info)
@@ -268,7 +268,7 @@ class TrainingLoop:
                     p.stopped_early = True
                 self.save_checkpoint()
 
-    def _step(self, group: list[list[int]]) -> None:
+    def optimizer_step(self, group: list[list[int]]) -> None:
         """One optimizer step over `group` (grad_accum batches), each batch weighted by its size."""
         import torch
 

@@ -99,9 +99,9 @@ class DebiasOptions(StageSettings):
     def _share(cls, value: Any, info: ValidationInfo) -> Any:
         # Before the Field bounds, so that the message says what R is.
         if isinstance(value, int | float) and not 0.0 <= value <= 1.0:
-            raise ValueError("--bias-ratio must be between 0 and 1 (the synthetic share)")
+            raise ValueError("must be between 0 and 1 (the synthetic share)")
         if value is not None and not info.data.get("mix_corpus"):
-            raise ValueError("--bias-ratio needs --mix-corpus FILE (the original text to mix with)")
+            raise ValueError("needs --mix-corpus FILE (the original text to mix with)")
         return value
 
     @field_validator("merge")
@@ -109,7 +109,7 @@ class DebiasOptions(StageSettings):
     def _merge_is_lora_only(cls, value: bool, info: ValidationInfo) -> bool:
         if value and info.data.get("method", "lora") != "lora":
             raise ValueError(
-                "--merge applies to LoRA only (bottleneck adapters cannot be merged; full saves a model)"
+                "applies to LoRA only (bottleneck adapters cannot be merged; full saves a model)"
             )
         return value
 
