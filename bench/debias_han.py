@@ -193,7 +193,8 @@ def cached_eval(name: str, model_ref: str, args: argparse.Namespace, ppl_texts: 
 
 
 def train(name: str, data: list[str], args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
-    from vdata.debias.train import DebiasSettings, run_debias
+    from vdata.debias.settings import DebiasSettings
+    from vdata.debias.train import run_debias
 
     settings: dict[str, Any] = {"epochs": args.epochs, **extra}
     s = DebiasSettings(
@@ -205,7 +206,6 @@ def train(name: str, data: list[str], args: argparse.Namespace, **extra: Any) ->
         max_length=args.max_length,
         lora_r=args.lora_r,
         seed=0,
-        quiet=True,
         data_dir=str(args.data_dir),
         **settings,
     )
@@ -226,7 +226,9 @@ def bs1_throughput(data: list[str], args: argparse.Namespace) -> dict[str, float
     """Batch size 1 (the paper's setting), time-boxed to --bs1-steps steps; samples/s from its checkpoint."""
     import torch
 
-    from vdata.debias.train import DebiasSettings, StopRequested, run_debias
+    from vdata.debias.loop import StopRequested
+    from vdata.debias.settings import DebiasSettings
+    from vdata.debias.train import run_debias
 
     out = args.work / "han-bs1"
     s = DebiasSettings(
@@ -239,7 +241,6 @@ def bs1_throughput(data: list[str], args: argparse.Namespace) -> dict[str, float
         max_length=args.max_length,
         lora_r=args.lora_r,
         seed=0,
-        quiet=True,
         data_dir=str(args.data_dir),
         stop_after_steps=args.bs1_steps,
         save_every=0,

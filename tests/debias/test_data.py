@@ -73,6 +73,14 @@ def test_cda_is_two_sided_and_swaps_targets(data_dir: Path) -> None:
     assert out[1].target == "man" and out[1].attribute == "stoic"
 
 
+def test_cda_keeps_unswapped_examples_and_puts_each_original_first() -> None:
+    # Two-sided CDA as vdata trains it (was core.cda.two_sided_cda's default, now only `apply_cda`).
+    lists = {"gender": [("he", "she"), ("man", "woman")]}
+    out = apply_cda([Example("he runs"), Example("the sky")], ["gender"], lists, seed=0, mode="cased")
+    assert [x.text for x in out] == ["he runs", "she runs", "the sky"]
+    assert [x.source for x in out] == ["", "+cda0", ""]
+
+
 def test_mix_ratio_and_errors() -> None:
     syn = [Example(f"s{i}") for i in range(100)]
     orig = [Example(f"o{i}", synthetic=False) for i in range(100)]

@@ -6,13 +6,15 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from vdata.core.errors import UserError
-from vdata.debias.train import CHECKPOINT_DIR, MANIFEST, DebiasSettings, StopRequested, run_debias
+from vdata.core.settings import validate_settings
+from vdata.debias.loop import StopRequested
+from vdata.debias.settings import DebiasSettings
+from vdata.debias.train import CHECKPOINT_DIR, MANIFEST, run_debias
 
 HAN_S = "han2024-synthetic/Targeted_Debiasing/Gender/Synthetic_Gender_1S.json"
 
@@ -23,8 +25,10 @@ def tiny_bert(tiny_bert_dir: Path) -> str:
 
 
 def settings(model: str, data: list[Path], out: Path, **kw: object) -> DebiasSettings:
-    base = {"epochs": 2, "batch_size": 4, "max_length": 24, "quiet": True, "save_every": 1, "limit": 24}
-    return DebiasSettings(model=model, data=[str(p) for p in data], out=str(out), **{**base, **kw})
+    """Settings validated as the CLI validates its flags (errors name the flags)."""
+    base = {"epochs": 2, "batch_size": 4, "max_length": 24, "save_every": 1, "limit": 24}
+    values = {"model": model, "data": [str(p) for p in data], "out": str(out), **base, **kw}
+    return validate_settings(DebiasSettings, values, source="test", prefix="--")
 
 
 def adapter_tensors(path: Path) -> dict:
@@ -45,12 +49,12 @@ def test_masked_lm_lora_attribute_objective_resumes_exactly(
     assert m["steps"] == 12 and m["epochs_completed"] == 2
     assert not (tmp_path / "full" / CHECKPOINT_DIR).exists()
 
-    cut = replace(full, out=str(tmp_path / "cut"), stop_after_steps=5)
+    cut = full.model_copy(update={"out": str(tmp_path / "cut"), "stop_after_steps": 5})
     with pytest.raises(StopRequested):
         run_debias(cut)
     assert not (tmp_path / "cut" / MANIFEST).exists()  # an interrupted run is never presented as finished
     assert (tmp_path / "cut" / CHECKPOINT_DIR / "state.pt").exists()
-    resumed = run_debias(replace(cut, stop_after_steps=None))
+    resumed = run_debias(cut.model_copy(update={"stop_after_steps": None}))
     assert resumed.resumed_from_step == 5
     a, b = adapter_tensors(tmp_path / "full"), adapter_tensors(tmp_path / "cut")
     assert a.keys() == b.keys()
@@ -59,7 +63,7 @@ def test_masked_lm_lora_attribute_objective_resumes_exactly(
     again = run_debias(full)
     assert again.already_done
     with pytest.raises(UserError, match="different settings"):
-        run_debias(replace(full, lr=5e-3))
+        run_debias(full.model_copy(update={"lr": 5e-3}))
 
 
 def test_masked_lm_bottleneck_mix_and_mitigations(tiny_bert: str, data_dir: Path, tmp_path: Path) -> None:
@@ -144,29 +148,28 @@ def test_bad_input_writes_nothing(tiny_bert: str, data_dir: Path, tmp_path: Path
     empty.write_text("[[1, 2]]")
     bad_lists = tmp_path / "lists.json"
     bad_lists.write_text(json.dumps({"gender": [["he"]]}))
-    cases = [
-        (settings(tiny_bert, [empty], tmp_path / "o1"), "no usable records"),
-        (settings("/nonexistent/model", good, tmp_path / "o2"), "cannot load model"),
+    # Each case's settings are built inside pytest.raises: bad values are refused when the settings are
+    # validated, bad files when the run reads them; either way nothing is written.
+    cases: list[tuple[str, list[Path], str, dict[str, object], str]] = [
+        (tiny_bert, [empty], "o1", {}, "no usable records"),
+        ("/nonexistent/model", good, "o2", {}, "cannot load model"),
         (
-            settings(tiny_bert, good, tmp_path / "o3", mix_corpus=str(tmp_path / "no.txt"), bias_ratio=0.5),
+            tiny_bert,
+            good,
+            "o3",
+            {"mix_corpus": str(tmp_path / "no.txt"), "bias_ratio": 0.5},
             "does not exist",
         ),
-        (
-            settings(tiny_bert, good, tmp_path / "o4", mix_corpus=str(empty), bias_ratio=1.5),
-            "between 0 and 1",
-        ),
-        (settings(tiny_bert, good, tmp_path / "o5", bias_ratio=0.5), "needs --mix-corpus"),
-        (
-            settings(tiny_bert, good, tmp_path / "o6", cda=["gender"], word_lists=str(bad_lists)),
-            "at least two words",
-        ),
-        (settings(tiny_bert, good, tmp_path / "o7", mitigation=["magic"]), "unknown --mitigation"),
-        (settings(tiny_bert, good, tmp_path / "o8", method="prefix"), "--method"),
+        (tiny_bert, good, "o4", {"mix_corpus": str(empty), "bias_ratio": 1.5}, "between 0 and 1"),
+        (tiny_bert, good, "o5", {"bias_ratio": 0.5}, "needs --mix-corpus"),
+        (tiny_bert, good, "o6", {"cda": ["gender"], "word_lists": str(bad_lists)}, "at least two words"),
+        (tiny_bert, good, "o7", {"mitigation": ["magic"]}, "unknown --mitigation"),
+        (tiny_bert, good, "o8", {"method": "prefix"}, "--method"),
     ]
-    for s, message in cases:
+    for model, data, out, kw, message in cases:
         with pytest.raises(UserError, match=message):
-            run_debias(s)
-        assert not Path(s.out).exists(), s.out
+            run_debias(settings(model, data, tmp_path / out, **kw))
+        assert not (tmp_path / out).exists(), out
 
 
 def test_cli_exit_code_2(tmp_path: Path, data_dir: Path) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from vdata.core.errors import UserError
+from vdata.core.han import parse_han_prompt, parse_han_triple
 from vdata.core.records import BASE_CATEGORIES, RECORD_FIELDS, Record, record_id, validate_category
 
 TEXT_SUFFIXES = (".txt", ".text")
@@ -169,44 +170,39 @@ def _item_from_mapping(
 
 
 def _item_from_han_prompt(obj: dict[str, Any], path: Path, line: int, ordinal: int) -> AuditItem:
-    """Han et al.'s causal-LM form: the sentence is the prompt with the subject filled in, plus the attribute."""
-    prompt, subject, target_new = obj.get("prompt"), obj.get("subject"), obj.get("target_new")
-    attribute = target_new.get("str") if isinstance(target_new, dict) else target_new
-    if not (
-        isinstance(prompt, str) and "{}" in prompt and isinstance(subject, str) and isinstance(attribute, str)
-    ):
+    """Han et al.'s causal-LM form: the prompt with the subject filled in, plus the attribute (`vdata.core.han`)."""
+    han = parse_han_prompt(obj)
+    if han is None:
         return AuditItem(
             ordinal, str(path), line, None, malformed="prompt/subject/target_new item is incomplete"
         )
-    # Han et al. train on prompt + " " + attribute (their prompts usually end in a space already).
-    text = " ".join((prompt.replace("{}", subject, 1).rstrip() + " " + attribute).split())
     return AuditItem(
         ordinal,
         str(path),
         line,
-        text,
-        id=record_id(text),
+        han.text,
+        id=record_id(han.text),
         category=canonical_category(obj.get("type")) or category_from_path(path),
-        target=subject,
-        attribute=attribute,
+        target=han.target,
+        attribute=han.attribute,
     )
 
 
 def _item_from_list(obj: list[Any], path: Path, line: int, ordinal: int, category: str) -> AuditItem:
-    """Han et al.'s raw form [sentence, target, attribute]."""
-    if len(obj) == 3 and all(isinstance(x, str) for x in obj) and obj[0].strip():
-        text = obj[0].strip()
-        return AuditItem(
-            ordinal,
-            str(path),
-            line,
-            text,
-            id=record_id(text),
-            category=category,
-            target=obj[1],
-            attribute=obj[2],
-        )
-    return AuditItem(ordinal, str(path), line, None, malformed="expected [sentence, target, attribute]")
+    """Han et al.'s raw form [sentence, target, attribute] (`vdata.core.han`)."""
+    han = parse_han_triple(obj)
+    if han is None:
+        return AuditItem(ordinal, str(path), line, None, malformed="expected [sentence, target, attribute]")
+    return AuditItem(
+        ordinal,
+        str(path),
+        line,
+        han.text,
+        id=record_id(han.text),
+        category=category,
+        target=han.target,
+        attribute=han.attribute,
+    )
 
 
 def _pick_text_column(columns: list[str], text_column: str | None, path: Path, line: int) -> str:

@@ -160,32 +160,3 @@ def counterfactuals(
     if n_swapped > 1 and combined not in out:
         out.append(combined)
     return list(dict.fromkeys(x for x in out if x != text))
-
-
-def two_sided_cda(
-    texts: Iterable[str],
-    categories: Sequence[str],
-    word_lists: WordLists,
-    seed: int = 0,
-    mode: CdaMode = "cased",
-    keep_unswapped: bool = True,
-) -> list[str]:
-    """Two-sided CDA over a corpus: every swapped example contributes its counterfactual and itself.
-
-    With ``keep_unswapped=False`` examples without a swap are dropped, which is bias-bench's behaviour on
-    Wikipedia text; vdata keeps them by default because synthetic data is the training signal itself.
-    """
-    rng = random.Random(seed)
-    out: list[str] = []
-    for text in texts:
-        augmented = text
-        swapped = False
-        for c in categories:
-            new = swap_text(augmented, c, word_lists, rng, mode)
-            if new is not None:
-                augmented, swapped = new, True
-        if swapped:
-            out.extend([augmented, text])
-        elif keep_unswapped:
-            out.append(text)
-    return out

@@ -2,10 +2,9 @@
 
 Accepted data files:
   * vdata records (JSONL/JSON/CSV/Parquet, read with `vdata.core.io`): text, target, attribute;
-  * Han et al. 2024 raw form (`*S.json`): a JSON list of ``[sentence, target, attribute]``;
-  * Han et al. 2024 causal-LM form: a JSON list of ``{"prompt": "the {} was remarkably ", "subject": "woman",
-    "target_new": {"str": "stoic"}}``. The text is ``prompt.format(subject)`` followed by the attribute, with
-    one space between them (Han et al.'s notebook joined with a second space; one is the normal spelling).
+  * Han et al. 2024's raw form (`*S.json`, ``[sentence, target, attribute]``) and causal-LM form
+    (``{"prompt": "the {} was remarkably ", "subject": "woman", "target_new": {"str": "stoic"}}`` ->
+    ``"the woman was remarkably stoic"``), parsed by `vdata.core.han`.
 The corpus given to ``--mix-corpus`` is a plain-text file (one sample per non-blank line) or a records file.
 """
 
@@ -20,6 +19,7 @@ from pathlib import Path
 
 from vdata.core.cda import CdaMode, WordLists, counterfactuals
 from vdata.core.errors import UserError
+from vdata.core.han import parse_han_row
 
 RECORD_SUFFIXES = {".jsonl", ".ndjson", ".csv", ".parquet"}
 
@@ -57,20 +57,10 @@ def word_spans(text: str, words: Iterable[str]) -> list[tuple[int, int]]:
     return [(m.start(), m.end()) for m in pattern.finditer(text)]
 
 
-def _han_row(row: object, where: str) -> Example | None:
+def _han_example(row: object, where: str) -> Example | None:
     """An example from one item of a Han et al. file, or None when the item has neither form."""
-    if isinstance(row, list) and len(row) == 3 and all(isinstance(x, str) for x in row):
-        sentence, target, attribute = (x.strip() for x in row)
-        return Example(sentence, target, attribute, True, where) if sentence else None
-    if isinstance(row, dict) and isinstance(row.get("prompt"), str) and "{}" in row["prompt"]:
-        subject = row.get("subject")
-        target_new = row.get("target_new")
-        attribute = target_new.get("str") if isinstance(target_new, dict) else target_new
-        if not isinstance(subject, str) or not isinstance(attribute, str) or not attribute.strip():
-            return None
-        prefix = row["prompt"].replace("{}", subject).rstrip()
-        return Example(f"{prefix} {attribute.strip()}", subject, attribute.strip(), True, where)
-    return None
+    han = parse_han_row(row)
+    return None if han is None else Example(han.text, han.target, han.attribute, True, where)
 
 
 def read_examples(path: Path) -> list[Example]:
@@ -86,7 +76,7 @@ def read_examples(path: Path) -> list[Example]:
             raise UserError(f"{path}: expected a JSON list of records, [S, T, A] lists or prompt items")
         if data and isinstance(data[0], dict) and "text" in data[0]:
             return _from_records(path)
-        examples = [ex for i, row in enumerate(data) if (ex := _han_row(row, f"{path.name}:{i}"))]
+        examples = [ex for i, row in enumerate(data) if (ex := _han_example(row, f"{path.name}:{i}"))]
         return examples
     if path.suffix.lower() in RECORD_SUFFIXES:
         return _from_records(path)
