@@ -29,18 +29,18 @@ def main() -> int:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args()
 
+    from vdata.core.progress import progress_factory
     from vdata.evaluate.cli import _write_outputs
-    from vdata.evaluate.runner import EvalOptions, run_model
+    from vdata.evaluate.runner import run_model
+    from vdata.evaluate.settings import EvalSettings
 
     started = time.perf_counter()
     results: dict = {}
     data_sha256: dict = {}
     for name in args.benchmarks.split(","):
-        options = EvalOptions(
-            benchmarks=[name], split="test", batch_size=args.batch_size, progress=not args.quiet
-        )
+        settings = EvalSettings(benchmarks=[name], split="test", batch_size=args.batch_size)
         t0 = time.perf_counter()
-        part, _ = run_model(args.model, options)
+        part, _ = run_model(args.model, settings, progress_factory(not args.quiet))
         print(f"{name}: {time.perf_counter() - t0:.1f} s", flush=True)
         provenance = part.pop("provenance")
         data_sha256.update(provenance["data_sha256"])

@@ -4,7 +4,7 @@ the machine's matmul throughput for the same model shapes?
 All three are measured in one run, on the same model and the same StereoSet test sentences, interleaved
 round by round so that load from other processes on a shared machine hits them alike:
 
-  * vdata: `scoring.grouped_sentence_logprobs` (what `vdata eval` runs), over a round's sentences;
+  * vdata: `CausalScorer.grouped_sentence_logprobs` (what `vdata eval` runs), over a round's sentences;
   * reference: `reference.causal_score`, bias-bench's loop (batch size 1, two passes per sentence), over
     the first `--ref-share` of that round's sentences (it is slow), reported per sentence;
   * matmul bound: the dense matmuls the model must do for those sentences' real tokens (per layer the
@@ -29,8 +29,11 @@ from typing import Any
 import torch
 
 from vdata.core.benchdata import locate
-from vdata.evaluate import reference, scoring
+from vdata.evaluate import reference
+from vdata.lm.batching import encode_plain, length_buckets
+from vdata.lm.causal import CausalScorer
 from vdata.lm.models import load_model
+from vdata.lm.packing import plan_packed_batches
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
 
@@ -84,8 +87,9 @@ def main() -> None:
     lm = load_model(args.model)
     data = json.loads(locate("stereoset/test.json", args.data_dir).read_text())["data"]["intrasentence"]
     per_round = args.sentences // 3
-    start = scoring.resolve_start_token(lm.tokenizer)
-    scoring.sentence_logprobs(lm, ["Warm-up."])  # first-token pass, shortcut check, thread pools
+    scorer = CausalScorer(lm, batch_size=args.batch_size)
+    start = scorer.start
+    scorer.sentence_logprobs(["Warm-up."])  # first-token pass, shortcut check, thread pools
 
     t_vdata = t_ref = t_mm = t_mm_packed = 0.0
     n_vdata = n_ref = 0
@@ -97,7 +101,7 @@ def main() -> None:
         flat = [s for g in groups for s in g]
 
         t0 = time.perf_counter()
-        got = [v for g in scoring.grouped_sentence_logprobs(lm, groups, args.batch_size) for v in g]
+        got = [v for g in scorer.grouped_sentence_logprobs(groups) for v in g]
         t_vdata += time.perf_counter() - t0
         n_vdata += len(flat)
 
@@ -108,9 +112,9 @@ def main() -> None:
         n_ref += n_this
         worst = max(worst, *(abs(a - b) for a, b in zip(got, ref, strict=False)))
 
-        encoded = scoring.encode_plain(lm.tokenizer, flat)
+        encoded = encode_plain(lm.tokenizer, flat)
         counts = []
-        for bucket in scoring.length_buckets([len(e) for e in encoded], args.batch_size):
+        for bucket in length_buckets([len(e) for e in encoded], args.batch_size):
             tokens = sum(len(encoded[i]) for i in bucket)
             counts.append((tokens, tokens - len(bucket)))
         secs, gf = matmul_seconds(counts, lm.model.config)
@@ -118,7 +122,7 @@ def main() -> None:
         gflop += gf
         # The same bound for the tokens vdata actually runs: shared prefixes once, the LM head on the
         # distinct scored rows only (prefix sharing is why vdata can beat the all-tokens bound).
-        packed, batches = scoring.plan_packed_batches(encoded, [len(g) for g in groups], args.batch_size)
+        packed, batches = plan_packed_batches(encoded, [len(g) for g in groups], args.batch_size)
         packed_counts = []
         for batch in batches:
             tokens = sum(len(packed[i].ids) for i in batch)

@@ -32,8 +32,7 @@ def test_summary_shares_and_examples() -> None:
 
 @pytest.mark.slow
 def test_direction_with_the_local_model(tmp_path: Path, data_dir: Path, smollm2) -> None:
-    pytest.importorskip("vdata.lm.scoring", reason="vdata eval's scorer is not in this checkout yet")
-    from vdata.lm.scoring import pair_differences
+    from vdata.lm.scorer import scorer_for
 
     data = tmp_path / "d.txt"
     lines = [
@@ -61,7 +60,9 @@ def test_direction_with_the_local_model(tmp_path: Path, data_dir: Path, smollm2)
     assert 0.0 <= d["share_data_more_likely"] <= 1.0
     # the differences are the scorer's own numbers for these pairs
     pairs = [(e["sentence"], e["counterfactual"]) for e in d["examples"][:1]]
-    assert pair_differences(smollm2, pairs, 4)[0] == pytest.approx(d["examples"][0]["difference"], abs=1e-3)
+    assert scorer_for(smollm2, batch_size=4).pair_differences(pairs)[0] == pytest.approx(
+        d["examples"][0]["difference"], abs=1e-3
+    )
     assert "direction.png" in json.loads((tmp_path / "r" / "report.json").read_text())["plots"]
 
 

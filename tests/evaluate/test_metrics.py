@@ -8,7 +8,7 @@ import pytest
 
 from vdata.core.errors import UserError
 from vdata.evaluate import pairs, stereoset
-from vdata.evaluate.definitions import all_benchmarks, get_benchmarks
+from vdata.evaluate.registry import all_benchmarks, get_benchmarks
 from vdata.evaluate.stats import bootstrap_macro, bootstrap_rate
 
 
@@ -122,7 +122,7 @@ def test_real_data_counts(data_dir) -> None:
 
 
 def test_template_word_is_bias_bench_s() -> None:
-    from vdata.lm.scoring import stereoset_template_word
+    from vdata.evaluate.tasks.stereoset_intrasentence import stereoset_template_word
 
     assert stereoset_template_word("the poet can BLANK.", "The poet can rhyme.") == "rhyme"
     # two BLANKs: the last one's word is the template word

@@ -12,7 +12,11 @@ import pytest
 
 from vdata.core.errors import UserError
 from vdata.evaluate import reference
-from vdata.lm import scoring
+from vdata.evaluate.tasks.stereoset_intrasentence import stereoset_masked_scores
+from vdata.lm.batching import length_buckets
+from vdata.lm.causal import CausalScorer, resolve_start_token
+from vdata.lm.masked import MaskedScorer, modified_positions
+from vdata.lm.scorer import scorer_for
 
 pytestmark = pytest.mark.slow
 
@@ -56,9 +60,9 @@ CROWS_PAIRS = [
 def test_causal_batched_equals_one_at_a_time(smollm2: Any, stereoset_examples: list[dict[str, Any]]) -> None:
     sentences = [s["sentence"] for s in stereoset_examples[0]["sentences"]]
     sentences.append("Hi")  # one token only: scored by the start-token pass alone
-    start = scoring.resolve_start_token(smollm2.tokenizer)
+    start = resolve_start_token(smollm2.tokenizer)
     # Odd batch size so buckets mix lengths and padding is exercised.
-    batched = scoring.sentence_logprobs(smollm2, sentences, batch_size=3)
+    batched = CausalScorer(smollm2, batch_size=3).sentence_logprobs(sentences)
     one_by_one = [reference.causal_score(smollm2, s, start.id) for s in sentences]
     assert len(batched) == len(sentences)
     for got, want in zip(batched, one_by_one, strict=True):
@@ -73,8 +77,8 @@ def test_grouped_scoring_equals_one_at_a_time(smollm2: Any, stereoset_examples: 
     """The StereoSet path (three candidates sharing a context prefix) against the reference loop."""
     groups = [[s["sentence"] for s in stereoset_examples[-1]["sentences"]]]
     groups.append(["The nurse is kind.", "The nurse is rude.", "Hi"])
-    start = scoring.resolve_start_token(smollm2.tokenizer)
-    batched = scoring.grouped_sentence_logprobs(smollm2, groups, batch_size=2)
+    start = resolve_start_token(smollm2.tokenizer)
+    batched = CausalScorer(smollm2, batch_size=2).grouped_sentence_logprobs(groups)
     assert [len(g) for g in batched] == [len(g) for g in groups]
     for group, got in zip(groups, batched, strict=True):
         want = [reference.causal_score(smollm2, s, start.id) for s in group]
@@ -82,37 +86,40 @@ def test_grouped_scoring_equals_one_at_a_time(smollm2: Any, stereoset_examples: 
 
 
 def test_start_token_default_override_and_error(smollm2: Any) -> None:
-    assert scoring.resolve_start_token(smollm2.tokenizer) == ("<|im_start|>", 1)
-    assert scoring.resolve_start_token(smollm2.tokenizer, "<|endoftext|>") == ("<|endoftext|>", 0)
+    assert resolve_start_token(smollm2.tokenizer) == ("<|im_start|>", 1)
+    assert resolve_start_token(smollm2.tokenizer, "<|endoftext|>") == ("<|endoftext|>", 0)
     sent = ["The nurse said she was tired."]
-    a = scoring.sentence_logprobs(smollm2, sent, start_token="<|endoftext|>")[0]
-    b = scoring.sentence_logprobs(smollm2, sent)[0]
+    a = CausalScorer(smollm2, start_token="<|endoftext|>").sentence_logprobs(sent)[0]
+    b = CausalScorer(smollm2).sentence_logprobs(sent)[0]
     assert a != b  # the start token conditions the first word
     with pytest.raises(UserError, match="start token"):
-        scoring.resolve_start_token(smollm2.tokenizer, "no such token here")
+        resolve_start_token(smollm2.tokenizer, "no such token here")
+    with pytest.raises(UserError, match="start token"):  # the factory checks it before any scoring
+        scorer_for(smollm2, start_token="no such token here")
 
 
 def test_causal_pair_differences_match_scores(smollm2: Any) -> None:
     pairs = CROWS_PAIRS[:2]
-    diffs = scoring.pair_differences(smollm2, pairs, batch_size=2)
-    singles = scoring.sentence_logprobs(smollm2, [s for p in pairs for s in p], batch_size=4)
+    diffs = scorer_for(smollm2, batch_size=2).pair_differences(pairs)
+    singles = CausalScorer(smollm2, batch_size=4).sentence_logprobs([s for p in pairs for s in p])
     assert diffs == pytest.approx([singles[0] - singles[1], singles[2] - singles[3]], abs=1e-5)
 
 
 def test_text_perplexity(smollm2: Any) -> None:
     text = "The cat sat on the mat. " * 8
-    ppl, n = scoring.text_perplexity(smollm2, text, window=32)
+    scorer = scorer_for(smollm2)
+    ppl, n = scorer.text_perplexity(text, window=32)
     assert n == len(smollm2.tokenizer.encode(text, add_special_tokens=False))
     assert 1.0 < ppl < 50.0  # a repeated sentence is easy to predict
     noise = "qzx vbn wpl jjk " * 4
-    assert scoring.text_perplexity(smollm2, noise, window=32)[0] > ppl
+    assert scorer.text_perplexity(noise, window=32)[0] > ppl
 
 
 def test_masked_stereoset_batched_equals_one_at_a_time(
     tiny_bert: Any, stereoset_examples: list[dict[str, Any]]
 ) -> None:
     items = [(ex["context"], s["sentence"]) for ex in stereoset_examples for s in ex["sentences"]]
-    batched = scoring.stereoset_masked_scores(tiny_bert, items, batch_size=4)
+    batched = stereoset_masked_scores(MaskedScorer(tiny_bert, batch_size=4), items)
     one_by_one = [reference.stereoset_masked_score(tiny_bert, c, s) for c, s in items]
     for got, want in zip(batched, one_by_one, strict=True):
         assert got == pytest.approx(want, rel=1e-4, abs=1e-7)
@@ -120,7 +127,9 @@ def test_masked_stereoset_batched_equals_one_at_a_time(
 
 
 def test_masked_crows_batched_equals_one_at_a_time(tiny_bert: Any) -> None:
-    batched = scoring.pair_scores(tiny_bert, CROWS_PAIRS, batch_size=3)
+    scorer = scorer_for(tiny_bert, batch_size=3)
+    assert isinstance(scorer, MaskedScorer)
+    batched = scorer.pair_scores(CROWS_PAIRS)
     for (a, b), got in zip(CROWS_PAIRS, batched, strict=True):
         want = reference.crows_masked_pair(tiny_bert, a, b)
         if want is None:
@@ -128,15 +137,15 @@ def test_masked_crows_batched_equals_one_at_a_time(tiny_bert: Any) -> None:
         else:
             assert got == pytest.approx(want, abs=1.1e-3)  # both sides rounded to 3 decimals
     assert math.isnan(batched[-1][0])  # the pure insertion is skipped
-    diffs = scoring.pair_differences(tiny_bert, CROWS_PAIRS, batch_size=3)
+    diffs = scorer.pair_differences(CROWS_PAIRS)
     assert math.isnan(diffs[-1]) and not math.isnan(diffs[0])
 
 
 def test_modified_positions_are_difflib_non_equal_spans() -> None:
-    assert scoring.modified_positions([1, 2, 3, 4], [1, 9, 3, 4]) == ([1], [1])
-    assert scoring.modified_positions([1, 2, 3], [1, 2, 3]) == ([], [])
-    assert scoring.modified_positions([1, 5, 2, 3], [1, 2, 3]) == ([1], [])  # insertion: one side empty
+    assert modified_positions([1, 2, 3, 4], [1, 9, 3, 4]) == ([1], [1])
+    assert modified_positions([1, 2, 3], [1, 2, 3]) == ([], [])
+    assert modified_positions([1, 5, 2, 3], [1, 2, 3]) == ([1], [])  # insertion: one side empty
 
 
 def test_length_buckets_sort_and_cut() -> None:
-    assert scoring.length_buckets([5, 1, 3, 1, 9], 2) == [[1, 3], [2, 0], [4]]
+    assert length_buckets([5, 1, 3, 1, 9], 2) == [[1, 3], [2, 0], [4]]

@@ -2,7 +2,7 @@
 CDA counterfactuals?
 
 For each sampled sentence that mentions a word-list group, `vdata.core.cda.counterfactuals` swaps the
-group terms (man <-> woman, jewish -> christian/muslim, ...). `vdata.lm.scoring.pair_differences`
+group terms (man <-> woman, jewish -> christian/muslim, ...). `Scorer.pair_differences` (`vdata.lm.scorer`)
 (the same batched scorer `vdata eval` uses) returns, per pair, the model's score of the sentence minus
 that of the counterfactual. Debiasing data is meant to *counter* the model's stereotypes, so a healthy
 anti-stereotypical dataset has mostly negative differences: the model finds the data's version of the
@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from vdata.core.cda import counterfactuals
+from vdata.lm.models import LoadedModel
 
 WORD_LIST_CATEGORIES = ("gender", "race", "religion")
 
@@ -76,7 +77,7 @@ def make_direction_scorer(
     word_lists: dict[str, list[tuple[str, ...]]],
     batch_size: int,
     seed: int = 0,
-    loaded: Any | None = None,
+    loaded: LoadedModel | None = None,
 ) -> Any:
     """A callable for `Auditor.finish(direction=...)`; loads the model lazily (only if there are pairs),
     or uses `loaded` (a `LoadedModel`) when the caller already has it."""
@@ -86,10 +87,10 @@ def make_direction_scorer(
         if not pairs:
             return {"model": model_name, "n_pairs": 0}
         from vdata.lm.models import load_model
-        from vdata.lm.scoring import pair_differences
+        from vdata.lm.scorer import scorer_for
 
         lm = loaded if loaded is not None else load_model(model_name)
-        diffs = pair_differences(lm, [(a, b) for _, a, b in pairs], batch_size)
+        diffs = scorer_for(lm, batch_size=batch_size).pair_differences([(a, b) for _, a, b in pairs])
         return summarise([float(x) for x in diffs], pairs, model_name)
 
     return score

@@ -22,10 +22,6 @@ Writes results JSON, a markdown summary (.md) and a bar chart (.png) beside --ou
 """
 
 
-def _split_list(value: str | None) -> list[str] | None:
-    return [v.strip() for v in value.split(",") if v.strip()] if value else None
-
-
 def _default_out(model: str) -> Path:
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(model).name or model).strip("-") or "model"
     return Path(f"eval-{slug}.json")
@@ -83,6 +79,12 @@ def _compare(paths: list[str], out: Path | None, quiet: bool) -> None:
 
 
 def register(app: typer.Typer) -> None:
+    from vdata.evaluate.settings import EvalSettings
+
+    def default(name: str) -> Any:
+        """The settings model's default, shown by --help (declared once, in EvalSettings)."""
+        return EvalSettings.model_fields[name].get_default(call_default_factory=True)
+
     @app.command("eval", help=HELP)
     def eval_command(
         args: list[str] = typer.Argument(
@@ -91,16 +93,18 @@ def register(app: typer.Typer) -> None:
             help="model to evaluate, or `compare before.json after.json`",
         ),
         benchmarks: str = typer.Option(
-            "stereoset,crows_pairs", help="comma-separated: stereoset, crows_pairs, biastestgpt"
+            ",".join(default("benchmarks")), help="comma-separated: stereoset, crows_pairs, biastestgpt"
         ),
-        split: str = typer.Option("test", help="StereoSet split: test (what bias-bench reports) or dev"),
+        split: str = typer.Option(
+            default("split"), help="StereoSet split: test (what bias-bench reports) or dev"
+        ),
         bias_types: str = typer.Option(
             None, help="comma-separated bias types to keep, e.g. gender,race,religion"
         ),
         limit: int = typer.Option(
             None, help="only the first N examples of each domain / bias type (quick runs)"
         ),
-        batch_size: int = typer.Option(64, help="sentences per forward pass"),
+        batch_size: int = typer.Option(default("batch_size"), help="sentences per forward pass"),
         out: Path = typer.Option(
             None, help="results JSON (default eval-<model>.json); .md and .png beside it"
         ),
@@ -115,13 +119,15 @@ def register(app: typer.Typer) -> None:
             help="causal LMs: token the first word is conditioned on "
             "(default: BOS, else EOS; GPT-2: <|endoftext|>)",
         ),
-        seed: int = typer.Option(0, help="bootstrap seed for the 95% intervals"),
-        resamples: int = typer.Option(1000, help="bootstrap resamples"),
-        dtype: str = typer.Option("float32", help="model dtype (float32 reproduces bias-bench)"),
+        seed: int = typer.Option(default("seed"), help="bootstrap seed for the 95% intervals"),
+        resamples: int = typer.Option(default("resamples"), help="bootstrap resamples"),
+        dtype: str = typer.Option(default("dtype"), help="model dtype (float32 reproduces bias-bench)"),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars or tables"),
     ) -> None:
         from vdata.core.io import check_writable
-        from vdata.evaluate.runner import EvalOptions, run_from_predictions, run_model
+        from vdata.core.progress import progress_factory
+        from vdata.core.settings import validate_settings
+        from vdata.evaluate.runner import run_from_predictions, run_model
 
         args = list(args or [])
         if args and args[0] == "compare":
@@ -131,26 +137,25 @@ def register(app: typer.Typer) -> None:
             raise UserError(f"expected one MODEL, got {len(args)}: {' '.join(args)}")
         if from_predictions is not None and args:
             raise UserError("give either MODEL or --from-predictions, not both")
-        if split not in {"test", "dev"}:
-            raise UserError(f"--split must be test or dev, not {split!r}")
-        if resamples < 1:
-            raise UserError("--resamples must be at least 1")
-        options = EvalOptions(
-            benchmarks=_split_list(benchmarks) or [],
-            split=split,
-            bias_types=_split_list(bias_types),
-            limit=limit,
-            batch_size=batch_size,
-            start_token=start_token,
-            data_dir=str(data_dir) if data_dir else None,
-            ppl_text=ppl_text,
-            seed=seed,
-            resamples=resamples,
-            progress=not quiet,
-            dtype=dtype,
+        flags = {
+            "benchmarks": benchmarks,
+            "split": split,
+            "bias_types": bias_types,
+            "limit": limit,
+            "batch_size": batch_size,
+            "start_token": start_token,
+            "data_dir": data_dir,
+            "ppl_text": ppl_text,
+            "seed": seed,
+            "resamples": resamples,
+            "dtype": dtype,
+        }
+        settings = validate_settings(
+            EvalSettings,
+            {k: v for k, v in flags.items() if v is not None},
+            source="vdata eval",
+            hint="See `vdata eval --help`.",
         )
-        if not options.benchmarks:
-            raise UserError("--benchmarks is empty; name at least one of stereoset, crows_pairs, biastestgpt")
         model = args[0] if args else "smollm2-135m"
         out = out or (_default_out(from_predictions.stem) if from_predictions else _default_out(model))
         if out.suffix != ".json":
@@ -159,9 +164,9 @@ def register(app: typer.Typer) -> None:
             if path is not None:
                 check_writable(path)
         if from_predictions is not None:
-            results, predictions = run_from_predictions(from_predictions, options), None
+            results, predictions = run_from_predictions(from_predictions, settings), None
         else:
-            results, predictions = run_model(model, options)
+            results, predictions = run_model(model, settings, progress_factory(not quiet))
         written = _write_outputs(results, out, predictions, predictions_out)
         if not quiet:
             from vdata.evaluate.report import markdown_summary

@@ -1,19 +1,17 @@
-"""Benchmark definitions: YAML files in ``vdata/evaluate/benchmarks/`` plus the small loader functions
-they name. Adding a paired-preference benchmark (WinoBias, another BiasTestGPT file, ...) means adding
-one YAML file and, if its file format is new, one loader in ``pairs.LOADERS``."""
+"""Benchmark definitions: what a YAML file in ``vdata/evaluate/benchmarks/`` says about one benchmark.
+
+A definition names its task type (a module in ``vdata/evaluate/tasks/``), its data files (relative to
+the data dir, pinned in ``vdata/data/benchmarks.tsv``) and its groups (domains / bias types). The
+registry (``registry.py``) collects them; this module only parses and answers questions about one.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cache
-from importlib import resources
 from typing import Any
 
-import yaml
-
 from vdata.core.errors import UserError
-
-TASKS = ("stereoset_intrasentence", "paired_preference")
 
 
 @dataclass(frozen=True)
@@ -25,9 +23,14 @@ class BenchmarkDef:
     splits: dict[str, str] = field(default_factory=dict)
     default_split: str | None = None
     files: tuple[str, ...] = ()
-    loader: str | None = None
+    loader: str | None = None  # paired_preference: the file format (a key of `pairs.LOADERS`)
     aliases: dict[str, str] = field(default_factory=dict)
-    summaries: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    summaries: dict[str, tuple[str, ...]] = field(default_factory=dict)  # pooled group views
+    title: str = ""  # the name in words ("CrowS-Pairs"); defaults to `name`
+
+    def __post_init__(self) -> None:
+        if not self.title:
+            object.__setattr__(self, "title", self.name)
 
     def data_files(self, split: str | None) -> tuple[str, ...]:
         """Benchmark files (paths relative to the data dir) used for `split`."""
@@ -46,9 +49,8 @@ class BenchmarkDef:
         return [g for g in self.groups if g in chosen]
 
 
-def _parse(raw: dict[str, Any]) -> BenchmarkDef:
-    if raw.get("task") not in TASKS:
-        raise ValueError(f"benchmark {raw.get('name')}: unknown task {raw.get('task')!r}")
+def parse_definition(raw: Mapping[str, Any]) -> BenchmarkDef:
+    """A definition from a YAML mapping (the task name is checked by the registry)."""
     return BenchmarkDef(
         name=raw["name"],
         task=raw["task"],
@@ -60,23 +62,5 @@ def _parse(raw: dict[str, Any]) -> BenchmarkDef:
         loader=raw.get("loader"),
         aliases=dict(raw.get("aliases") or {}),
         summaries={k: tuple(v) for k, v in (raw.get("summaries") or {}).items()},
+        title=raw.get("title", ""),
     )
-
-
-@cache
-def all_benchmarks() -> dict[str, BenchmarkDef]:
-    folder = resources.files("vdata.evaluate").joinpath("benchmarks")
-    defs = [
-        _parse(yaml.safe_load(f.read_text(encoding="utf-8")))
-        for f in sorted(folder.iterdir(), key=lambda p: p.name)
-        if f.name.endswith(".yaml")
-    ]
-    return {d.name: d for d in defs}
-
-
-def get_benchmarks(names: list[str]) -> list[BenchmarkDef]:
-    known = all_benchmarks()
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        raise UserError(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(known)}")
-    return [known[n] for n in names]

@@ -1,5 +1,5 @@
 """One-sentence-at-a-time scorers written like bias-bench's code (batch size 1, softmax, ``.item()``,
-log2). They are the specification the batched scorers in ``scoring.py`` are tested and benchmarked
+log2). They are the specification the batched scorers in ``vdata.lm`` (and StereoSet's masked one in ``tasks/``) are tested and benchmarked
 against; they are slow on purpose and never used by ``vdata eval`` itself."""
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from vdata.evaluate.tasks.stereoset_intrasentence import stereoset_template_word
+from vdata.lm.masked import modified_positions
 from vdata.lm.models import LoadedModel
-from vdata.lm.scoring import modified_token_spans, stereoset_template_word
 
 
 def causal_score(lm: LoadedModel, sentence: str, start_id: int) -> float:
@@ -56,7 +57,7 @@ def crows_masked_pair(lm: LoadedModel, sent1: str, sent2: str) -> tuple[float, f
     tok = lm.tokenizer
     ids1 = tok.encode(sent1, return_tensors="pt")
     ids2 = tok.encode(sent2, return_tensors="pt")
-    span1, span2 = modified_token_spans(ids1[0].tolist(), ids2[0].tolist())
+    span1, span2 = modified_positions(ids1[0].tolist(), ids2[0].tolist())
     if not span1 or not span2:
         return None
 

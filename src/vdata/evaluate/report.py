@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from vdata.core.io import atomic_path
+from vdata.evaluate.registry import all_benchmarks
 
 
 def _fmt(x: Any) -> str:
@@ -117,33 +118,86 @@ def bar_chart(results: dict[str, Any], path: Path) -> None:
 
 
 def _overlap(a: list[float] | None, b: list[float] | None) -> bool | None:
+    """Whether two 95% intervals overlap; None when either is missing or holds a nan."""
     if not a or not b or any(isinstance(x, float) and math.isnan(x) for x in (*a, *b)):
         return None
     return a[0] <= b[1] and b[0] <= a[1]
 
 
+def _is_nan(x: Any) -> bool:
+    return isinstance(x, float) and math.isnan(x)
+
+
+class ComparisonRow(TypedDict):
+    """One number both results files hold, before and after (JSON-ready)."""
+
+    benchmark: str  # results key ("stereoset", "crows_pairs", ...) or "capability"
+    label: str  # row within it: "gender SS", "race-color metric", "perplexity"
+    metric: str  # both in words: "StereoSet gender SS", "CrowS-Pairs race-color", "Perplexity"
+    before: float
+    after: float
+    delta: float  # after - before; nan when either is nan
+    ci_before: list[float] | None
+    ci_after: list[float] | None
+    overlap: bool | None  # the 95% intervals overlap; None when either is missing or nan
+    significant: bool  # the intervals are separate (unlikely to be noise)
+    bias_reduction_pct: NotRequired[float]  # bias scores only (50 = unbiased): shrink of |score - 50|
+
+
+def _metric_name(bench: str, label: str) -> str:
+    if bench == "capability":
+        return label.capitalize()
+    definition = all_benchmarks().get(bench)
+    title = definition.title if definition is not None else bench
+    return f"{title} {label.removesuffix(' metric')}"
+
+
+def comparison_rows(before: dict[str, Any], after: dict[str, Any]) -> list[ComparisonRow]:
+    """Every number of `after` that `before` also has (every benchmark, then perplexity), with its
+    delta, intervals and whether they overlap."""
+    old = {(b, label): (v, ci) for b, label, v, ci in metric_rows(before)}
+    rows: list[ComparisonRow] = []
+    for bench, label, value, ci in metric_rows(after):
+        if (bench, label) not in old:
+            continue
+        v0, ci0 = old[(bench, label)]
+        overlap = _overlap(ci0, ci)
+        row = ComparisonRow(
+            benchmark=bench,
+            label=label,
+            metric=_metric_name(bench, label),
+            before=v0,
+            after=value,
+            delta=math.nan if _is_nan(value) or _is_nan(v0) else value - v0,
+            ci_before=ci0,
+            ci_after=ci,
+            overlap=overlap,
+            significant=overlap is False,
+        )
+        if label.endswith((" SS", " metric")):  # 50 = unbiased: the distance from 50 is what shrinks
+            db, da = abs(v0 - 50), abs(value - 50)
+            row["bias_reduction_pct"] = 100 * (db - da) / db if db > 0 else math.nan
+        rows.append(row)
+    return rows
+
+
 def compare_table(before: dict[str, Any], after: dict[str, Any]) -> str:
     """Markdown table of every shared number with its delta; `*` marks non-overlapping 95% intervals."""
-    old = {(b, label): (v, ci) for b, label, v, ci in metric_rows(before)}
     lines = [
         f"# vdata eval compare: {before.get('model')} → {after.get('model')}",
         "",
         "| benchmark | metric | before | after | delta | intervals |",
         "|---|---|---|---|---|---|",
     ]
-    marked = 0
-    for bench, label, value, ci in metric_rows(after):
-        if (bench, label) not in old:
-            continue
-        v0, ci0 = old[(bench, label)]
-        overlap = _overlap(ci0, ci)
-        note = "–" if overlap is None else ("overlap" if overlap else "**no overlap** *")
-        marked += overlap is False
-        delta = value - v0 if not (math.isnan(value) or math.isnan(v0)) else math.nan
+    rows = comparison_rows(before, after)
+    for r in rows:
+        ci0, ci, delta = r["ci_before"], r["ci_after"], r["delta"]
+        note = "–" if r["overlap"] is None else ("overlap" if r["overlap"] else "**no overlap** *")
         lines.append(
-            f"| {bench} | {label} | {_fmt(v0)} {_ci(ci0) if ci0 else ''} | {_fmt(value)} "
-            f"{_ci(ci) if ci else ''} | {'+' if delta > 0 else ''}{_fmt(delta)} | {note} |"
+            f"| {r['benchmark']} | {r['label']} | {_fmt(r['before'])} {_ci(ci0) if ci0 else ''} | "
+            f"{_fmt(r['after'])} {_ci(ci) if ci else ''} | {'+' if delta > 0 else ''}{_fmt(delta)} | {note} |"
         )
+    marked = sum(r["significant"] for r in rows)
     lines += [
         "",
         f"`*` {marked} change(s) whose 95% bootstrap intervals do not overlap (unlikely to be noise).",

@@ -4,7 +4,7 @@ Round 0 asks like `targeted`. When a round's requests have all come back, every 
 scored is scored with the target model in batches: its bias score is how strongly the model prefers the
 record's CDA counterfactual (the stereotypical variant: the group term swapped) over the record itself,
 
-    bias(record) = score(counterfactual) - score(sentence)     (`vdata.lm.scoring.pair_differences`)
+    bias(record) = score(counterfactual) - score(sentence)     (`Scorer.pair_differences`, vdata.lm.scorer)
 
 so a high score marks an anti-stereotypical sentence the model still resists. The next round's prompt
 shows the top k (per category) as examples to write more of and the bottom k as ones to avoid. Records
@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from vdata.core.records import Record
 from vdata.generate.strategies.base import GenRequest, RunState, category_words, register
 from vdata.generate.strategies.targeted import Targeted
+from vdata.lm.models import LoadedModel
 
 
 class LossGuidedOptions(BaseModel):
@@ -47,12 +48,13 @@ class LossGuidedOptions(BaseModel):
 
 
 def bias_scores(
-    lm: Any, records: list[Record], word_lists: dict[str, Any], seed: int = 0, batch_size: int = 32
+    lm: LoadedModel, records: list[Record], word_lists: dict[str, Any], seed: int = 0, batch_size: int = 32
 ) -> dict[str, float]:
-    """Record id -> score(counterfactual) - score(record), batched with `vdata eval`'s `pair_differences`
-    (the CrowS-Pairs scoring of the model's kind); records without a swap (or a nan score) are left out."""
+    """Record id -> score(counterfactual) - score(record), batched with `vdata eval`'s scorer
+    (`Scorer.pair_differences`: the CrowS-Pairs scoring of the model's kind); records without a swap (or
+    a nan score) are left out."""
     from vdata.core.cda import counterfactuals
-    from vdata.lm.scoring import pair_differences
+    from vdata.lm.scorer import scorer_for
 
     pairs: list[tuple[str, str]] = []
     ids: list[str] = []
@@ -64,7 +66,7 @@ def bias_scores(
             ids.append(rec.id)
     if not pairs:
         return {}
-    diffs = pair_differences(lm, pairs, batch_size=batch_size)
+    diffs = scorer_for(lm, batch_size=batch_size).pair_differences(pairs)
     return {i: d for i, d in zip(ids, diffs, strict=True) if not math.isnan(d)}
 
 
