@@ -16,7 +16,7 @@ Runs (each a `vdata debias` output dir under --work; finished ones are reused, i
   vdata           records made by `vdata gen` with the embedded model (--vdata-data), sentence objective
   vdata-cda       the same plus two-sided gender CDA
 
-Scoring is `vdata eval`'s (vdata.lm.scoring, with prefix sharing), which follows bias-bench (README
+Scoring is `vdata eval`'s (vdata.lm.causal, with prefix sharing), which follows bias-bench (README
 section 8) for causal LMs: the first token is scored conditioned on the model's start token alone (SmolLM2:
 its BOS `<|im_start|>`), the remaining tokens on the sentence without the start token; the score is the mean
 token log-probability. SS/LMS use bias-bench's per-target macro averages.
@@ -60,17 +60,17 @@ def sentence_scores(lm: Any, sentences: list[str], batch_size: int = 64) -> list
     """bias-bench's causal sentence score (mean token log-prob; the first token conditioned on the model's
     start token alone, the rest on the sentence), from `vdata eval`'s batched scorer so the numbers here
     mean what `vdata eval` reports."""
-    from vdata.lm.scoring import sentence_logprobs
+    from vdata.lm.causal import CausalScorer
 
-    return sentence_logprobs(lm, sentences, batch_size=batch_size)
+    return CausalScorer(lm, batch_size=batch_size).sentence_logprobs(sentences)
 
 
 def grouped_scores(lm: Any, groups: list[list[str]], batch_size: int = 64) -> list[list[float]]:
     """The same scores for groups sharing a token prefix (StereoSet's three candidates, a CrowS pair),
     computed with `vdata eval`'s prefix sharing: equal to `sentence_scores` to within 1e-5, faster."""
-    from vdata.lm.scoring import grouped_sentence_logprobs
+    from vdata.lm.causal import CausalScorer
 
-    return grouped_sentence_logprobs(lm, groups, batch_size=batch_size)
+    return CausalScorer(lm, batch_size=batch_size).grouped_sentence_logprobs(groups)
 
 
 def stereoset_items(data_dir: Path) -> list[dict[str, Any]]:

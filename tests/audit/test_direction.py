@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from rich.console import Console
 
 from vdata.audit.direction import build_pairs, summarise
-from vdata.audit.run import AuditRun
+from vdata.audit.run import run_audit
+from vdata.audit.settings import AuditSettings
 from vdata.core.cda import load_word_lists
 
 
@@ -43,18 +43,17 @@ def test_direction_with_the_local_model(tmp_path: Path, data_dir: Path, smollm2)
         "The sky is blue today.",
     ]
     data.write_text("\n".join(lines) + "\n")
-    run = AuditRun(
-        out_dir=tmp_path / "r",
+    settings = AuditSettings(
+        data=[data],
+        out=tmp_path / "r",
         target_model="smollm2-135m",
         direction_sample=10,
         batch_size=4,
         embed_sample=0,
         benchmark_overlap=False,
         plots=True,
-        console=Console(quiet=True),
-        target_lm=smollm2,  # the session fixture: the model is loaded once
     )
-    report = run.run([("d", [data])])["report"]
+    report = run_audit(settings, target_lm=smollm2)["report"]  # the session fixture: the model is loaded once
     d = report["direction"]
     assert d["model"] == "smollm2-135m" and d["n_pairs"] == 4  # the sky sentence has no group term
     assert 0.0 <= d["share_data_more_likely"] <= 1.0

@@ -47,16 +47,16 @@ def test_comma_separated_lists_as_the_flags_give_them() -> None:
     [
         ({"method": "prefix"}, "option '--method': Input should be 'lora', 'bottleneck' or 'full'"),
         ({"objective": "words"}, "option '--objective'"),
-        ({"cda_mode": "exact"}, "option '--cda_mode': Input should be 'bias-bench' or 'cased'"),
+        ({"cda_mode": "exact"}, "option '--cda-mode': Input should be 'bias-bench' or 'cased'"),
         ({"mitigation": "token,magic"}, "unknown --mitigation magic; choose from token, mask, loss"),
         ({"mix_corpus": "c.txt", "bias_ratio": 1.5}, "must be between 0 and 1 (the synthetic share)"),
         ({"bias_ratio": 0.5}, "needs --mix-corpus FILE"),
         ({"method": "bottleneck", "merge": True}, "option '--merge': applies to LoRA only"),
         ({"epochs": 0}, "option '--epochs': Input should be greater than or equal to 1"),
-        ({"batch_size": 0}, "option '--batch_size'"),
-        ({"grad_accum": 0}, "option '--grad_accum'"),
-        ({"max_length": 3}, "option '--max_length': Input should be greater than or equal to 4"),
-        ({"val_fraction": 1.0}, "option '--val_fraction': Input should be less than 1"),
+        ({"batch_size": 0}, "option '--batch-size'"),
+        ({"grad_accum": 0}, "option '--grad-accum'"),
+        ({"max_length": 3}, "option '--max-length': Input should be greater than or equal to 4"),
+        ({"val_fraction": 1.0}, "option '--val-fraction': Input should be less than 1"),
         ({"lr": 0}, "option '--lr': Input should be greater than 0"),
         ({"data": []}, "option '--data'"),
         ({"epoch": 2}, "unknown option '--epoch'"),
@@ -121,5 +121,5 @@ def test_cli_refuses_bad_flags_before_loading_anything(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         app, ["debias", "m", str(tmp_path / "a.json"), "--out", str(out), "--cda-mode", "exact"]
     )
-    assert isinstance(result.exception, UserError) and "'--cda_mode'" in str(result.exception)
+    assert isinstance(result.exception, UserError) and "'--cda-mode'" in str(result.exception)
     assert not out.exists()

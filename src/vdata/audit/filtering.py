@@ -15,7 +15,7 @@ from pathlib import Path
 from vdata.audit.auditor import KEEP
 from vdata.audit.readers import AuditItem, DatasetReader
 from vdata.core.errors import UserError
-from vdata.core.io import row_for_csv, atomic_path, write_records
+from vdata.core.io import atomic_path, row_for_csv, write_records
 from vdata.core.records import RECORD_FIELDS, Record, validate_category
 
 OUTPUT_SUFFIXES = (".jsonl", ".csv", ".parquet", ".txt")

@@ -87,12 +87,3 @@ def progress_factory(enabled: bool, console: Console | None = None) -> ProgressF
     """`rich_progress_factory(console)` when enabled, else `no_progress`."""
     return rich_progress_factory(console) if enabled else no_progress
 
-
-@contextlib.contextmanager
-def sentence_progress(total: int, description: str, enabled: bool) -> Iterator[Callable[[int], None]]:
-    """Yield `advance(n)`; draws a bar on stderr with a sentences/s column when `enabled`."""
-    if not enabled or total <= 0:
-        yield lambda n: None
-        return
-    with rich_progress_factory()(description, total, "sentences") as task:
-        yield task.advance

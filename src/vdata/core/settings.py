@@ -50,7 +50,10 @@ def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | N
 def describe_error(model: type[BaseModel], err: Mapping[str, Any], prefix: str = "") -> str:
     """One pydantic error as a sentence: 'unknown option x (allowed: ...)' or 'option x: msg (got ...)'."""
     loc = tuple(err.get("loc", ()))
-    where = prefix + ".".join(str(x) for x in loc) if loc else (prefix.rstrip(".") or "(top level)")
+    path = ".".join(str(x) for x in loc)
+    if prefix == "--":  # command-line flags are spelled with dashes
+        path = path.replace("_", "-")
+    where = prefix + path if loc else (prefix.rstrip(".") or "(top level)")
     if err.get("type") == "extra_forbidden":
         allowed = _allowed_keys(model, loc)
         tail = f"; allowed keys: {', '.join(allowed)}" if allowed else ""
