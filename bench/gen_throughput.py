@@ -36,14 +36,16 @@ from typing import Any
 from vdata.core.io import JsonlJournal
 from vdata.generate.cache import ResponseCache
 from vdata.generate.engine import Engine
+from vdata.generate.eventloop import event_loop_factory
 from vdata.generate.options import parse_options
 from vdata.generate.providers import make_provider
 from vdata.generate.providers.openai_provider import OpenAIProvider
 from vdata.generate.strategies import get_strategy
-from vdata.generate.stub_server import event_loop_factory
 from vdata.generate.templates import load_template
 
 CONCURRENCY = (16, 64, 256)
+# The loopback server is the tests' stand-in for an OpenAI-compatible API.
+STUB_SERVER = Path(__file__).resolve().parent.parent / "tests" / "generate" / "stub_server.py"
 MESSAGES = [{"role": "user", "content": "Write 1 sentences that break gender stereotypes about: woman, man."}]
 
 
@@ -56,7 +58,7 @@ def free_port() -> int:
 def start_server(latency: float) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "vdata.generate.stub_server", "--port", str(port), "--latency", str(latency)],
+        [sys.executable, str(STUB_SERVER), "--port", str(port), "--latency", str(latency)],
         stdout=subprocess.PIPE,
     )
     assert proc.stdout is not None

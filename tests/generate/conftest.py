@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from vdata.generate.stub_server import StubConfig, StubServer
+from generate.stub_server import StubConfig, StubServer
 
 
 @pytest.fixture

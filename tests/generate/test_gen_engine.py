@@ -11,12 +11,15 @@ import pytest
 
 from vdata.core.errors import UserError
 from vdata.core.io import read_records
+from vdata.core.ratelimit import TokenBucket
+from vdata.core.retry import backoff_delay
+from vdata.generate.cli import run_gen
 from vdata.generate.engine import generate, journal_path
 from vdata.generate.options import parse_options
 from vdata.generate.providers.base import ProviderError
 from vdata.generate.providers.openai_provider import OpenAIProvider
-from vdata.generate.ratelimit import TokenBucket, backoff_delay
-from vdata.generate.strategies import GenRequest, RunState, Strategy, register, registry
+from vdata.generate.strategies import GenRequest, RunState, Strategy, register
+from vdata.generate.strategy_registry import STRATEGIES
 
 MSG = [{"role": "user", "content": "Write 2 sentences that break gender stereotypes about: woman, man."}]
 
@@ -126,7 +129,7 @@ def test_run_survives_429_500_timeout_malformed(stub, gen_cache, tmp_path: Path)
     out = tmp_path / "out.jsonl"
     # The fault cycle is shared by the 4 concurrent requests, so one request can meet several faults in a row
     # depending on interleaving; enough retries make exhaustion impossible here (it is tested on its own).
-    summary = generate(opts(server, timeout_s=0.5, max_retries=20), out, api_key="sk-x", quiet=True)
+    summary = generate(opts(server, timeout_s=0.5, max_retries=20), out, api_key="sk-x")
     records = read_records(out)
     assert len(records) == 20 == len({r.id for r in records})
     assert summary.complete and summary.retries >= 4 and summary.failed == 0
@@ -143,7 +146,6 @@ def test_retry_after_is_honoured(stub, gen_cache, tmp_path: Path) -> None:
         opts(server, count=2, per_request=2, concurrency=1, strategy="simple"),
         tmp_path / "o.jsonl",
         api_key="k",
-        quiet=True,
     )
     assert time.monotonic() - t0 >= 1.0
     assert server.outcomes == {"429": 1, "ok": 1}
@@ -155,7 +157,6 @@ def test_failures_after_retries_are_recorded_not_fatal(stub, gen_cache, tmp_path
         opts(server, max_retries=0, count=10, per_request=2, concurrency=1),
         tmp_path / "o.csv",
         api_key="k",
-        quiet=True,
     )
     assert summary.complete and summary.failed >= 4 and summary.drops["request_failed"] == summary.failed
     assert len(read_records(tmp_path / "o.csv")) == 10
@@ -164,15 +165,15 @@ def test_failures_after_retries_are_recorded_not_fatal(stub, gen_cache, tmp_path
 def test_auth_error_stops_the_run_with_a_clear_message(stub, gen_cache, tmp_path: Path) -> None:
     server = stub(faults=["401"])
     with pytest.raises(UserError, match="401"):
-        generate(opts(server), tmp_path / "o.jsonl", api_key="sk-bad", quiet=True)
+        generate(opts(server), tmp_path / "o.jsonl", api_key="sk-bad")
     assert server.requests == 1
 
 
 def test_rerun_is_served_from_cache(stub, gen_cache, tmp_path: Path) -> None:
     server = stub()
-    first = generate(opts(server, count=12), tmp_path / "a.jsonl", api_key="k", quiet=True)
+    first = generate(opts(server, count=12), tmp_path / "a.jsonl", api_key="k")
     sent = server.requests
-    second = generate(opts(server, count=12), tmp_path / "b.parquet", api_key="k", quiet=True)
+    second = generate(opts(server, count=12), tmp_path / "b.parquet", api_key="k")
     assert server.requests == sent and second.requests == 0 and second.cached >= first.requests
     a, b = read_records(tmp_path / "a.jsonl"), read_records(tmp_path / "b.parquet")
     assert {r.id for r in a} == {r.id for r in b}
@@ -188,7 +189,7 @@ def test_budget_stops_before_it_is_exceeded(stub, gen_cache, tmp_path: Path) -> 
         max_tokens=300,
         prices={"stub": {"input_per_mtok": 1.0, "output_per_mtok": 1.0}},
     )
-    summary = generate(o, tmp_path / "o.jsonl", api_key="k", quiet=True)
+    summary = generate(o, tmp_path / "o.jsonl", api_key="k")
     assert not summary.complete and "budget" in (summary.stop_reason or "")
     assert 0 < summary.cost_usd <= 0.003
     assert 0 < len(read_records(tmp_path / "o.jsonl")) < 1000
@@ -198,7 +199,7 @@ def test_budget_stops_before_it_is_exceeded(stub, gen_cache, tmp_path: Path) -> 
 def test_unknown_price_with_budget_is_a_user_error(stub, gen_cache, tmp_path: Path) -> None:
     server = stub()
     with pytest.raises(UserError, match="no price known"):
-        generate(opts(server, budget_usd=1.0), tmp_path / "o.jsonl", api_key="k", quiet=True)
+        generate(opts(server, budget_usd=1.0), tmp_path / "o.jsonl", api_key="k")
     assert server.requests == 0
 
 
@@ -210,7 +211,6 @@ def test_rpm_limit_spaces_requests(stub, gen_cache, tmp_path: Path) -> None:
         opts(server, count=52, per_request=2, concurrency=8, rate_limit={"rpm": 600}),
         tmp_path / "o.jsonl",
         api_key="k",
-        quiet=True,
     )
     assert server.requests >= 26 and time.monotonic() - t0 >= 1.5
 
@@ -236,11 +236,11 @@ def test_api_key_never_leaks(stub, gen_cache, tmp_path: Path, capfd: pytest.Capt
     secret = "sk-vdata-SECRET-7c1e9a"
     server = stub(faults=["ok", "500", "429"])
     out = tmp_path / "out.jsonl"
-    generate(opts(server, count=10, max_retries=2), out, api_key=secret, quiet=False)
+    run_gen(opts(server, count=10, max_retries=2), out, api_key=secret, quiet=False)
     assert f"Bearer {secret}" in server.authorizations  # it was really used
     bad = stub(faults=["401"])
     with pytest.raises(UserError) as info:
-        generate(opts(bad), tmp_path / "bad.jsonl", api_key=secret, quiet=False)
+        run_gen(opts(bad), tmp_path / "bad.jsonl", api_key=secret, quiet=False)
     captured = capfd.readouterr()
     assert secret not in str(info.value) and secret not in captured.out + captured.err
     for path in [*tmp_path.rglob("*"), *gen_cache.rglob("*")]:
@@ -256,7 +256,6 @@ def test_strategies_against_the_stub(stub, gen_cache, tmp_path: Path) -> None:
             opts(server, strategy=strategy, count=6, per_request=2, categories=["race+gender", "religion"]),
             out,
             api_key="k",
-            quiet=True,
         )
         records = read_records(out)
         assert len(records) == 6 and all(r.strategy == strategy for r in records)
@@ -276,7 +275,6 @@ def test_targeted_uses_given_terms_and_asks_for_others(stub, gen_cache, tmp_path
         opts(server, count=8, terms={"religion": ["rabbi", "imam"]}, categories=["religion"]),
         out,
         api_key="k",
-        quiet=True,
     )
     assert {r.target for r in read_records(out)} <= {"rabbi", "imam"}
 
@@ -284,9 +282,7 @@ def test_targeted_uses_given_terms_and_asks_for_others(stub, gen_cache, tmp_path
 def test_attributed_proposes_values_once_and_reuses_them(stub, gen_cache, tmp_path: Path) -> None:
     server = stub()
     out = tmp_path / "a.jsonl"
-    generate(
-        opts(server, strategy="attributed", propose_attributes=True, count=4), out, api_key="k", quiet=True
-    )
+    generate(opts(server, strategy="attributed", propose_attributes=True, count=4), out, api_key="k")
     saved = json.loads((tmp_path / "a.jsonl.attributes.json").read_text())
     assert saved["tone"] == ["short", "formal", "cheerful", "rural", "urban"]
     (tmp_path / "a.jsonl.attributes.json").write_text(json.dumps({"mood": ["sunny", "grey"]}))
@@ -294,7 +290,6 @@ def test_attributed_proposes_values_once_and_reuses_them(stub, gen_cache, tmp_pa
         opts(server, strategy="attributed", propose_attributes=True, count=4),
         tmp_path / "b.jsonl",
         api_key="k",
-        quiet=True,
     )
     # b has its own default attributes file; pointing attributes_file at a's reuses the edited values
     generate(
@@ -307,7 +302,6 @@ def test_attributed_proposes_values_once_and_reuses_them(stub, gen_cache, tmp_pa
         ),
         tmp_path / "c.jsonl",
         api_key="k",
-        quiet=True,
     )
     assert all(set(r.attributes or {}) == {"mood"} for r in read_records(tmp_path / "c.jsonl"))
 
@@ -364,7 +358,7 @@ def test_multi_round_strategy_sees_accepted_records(stub, gen_cache, tmp_path: P
             return await engine.run(j)
 
     summary = asyncio.run(go())
-    registry().pop("test_two_rounds")
+    STRATEGIES.remove("test_two_rounds")
     assert summary.records == 8
     assert strategy.seen_in_round == {0: 0, 1: 4}  # round 2 was planned after round 1's 4 records
 
@@ -383,7 +377,7 @@ def test_gemini_provider_against_a_loopback_generate_content_server(stub, gen_ca
             "budget_usd": 0.5,
         }
     )
-    summary = generate(o, tmp_path / "g.jsonl", api_key=secret, quiet=True)
+    summary = generate(o, tmp_path / "g.jsonl", api_key=secret)
     records = read_records(tmp_path / "g.jsonl")
     assert len(records) == 6 and all(r.provider == "gemini" for r in records)
     assert (summary.retries >= 2 and {"HTTP 429", "HTTP 500"} <= set(summary.errors)) or summary.retries >= 2

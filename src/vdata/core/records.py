@@ -28,7 +28,6 @@ BASE_CATEGORIES: tuple[str, ...] = (
     "socioeconomic",
     "physical-appearance",
 )
-STRATEGIES: tuple[str, ...] = ("targeted", "general", "attributed", "simple", "loss_guided")
 
 _WS = re.compile(r"\s+")
 

@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 from typing import IO, Any
 
+from vdata.core.fingerprint import fingerprint
 from vdata.core.paths import cache_dir
 from vdata.generate.providers.base import Completion
 
@@ -26,7 +27,7 @@ def cache_key(
     identity: dict[str, Any], messages: list[dict[str, str]], params: dict[str, Any], sample_index: int | str
 ) -> str:
     payload = {"identity": identity, "messages": messages, "params": params, "sample": sample_index}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    return fingerprint(payload)
 
 
 class ResponseCache:
@@ -41,6 +42,8 @@ class ResponseCache:
         """Load the responder's cache file (once) and keep it open for appending."""
         if not self.enabled or self._file is not None:
             return self
+        # Not core.fingerprint: this hash escapes non-ASCII (json.dumps' default), and changing it would
+        # orphan every existing cache file whose model path or name is not ASCII.
         name = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
         self.root.mkdir(parents=True, exist_ok=True)
         self.path = self.root / f"{name}.jsonl"

@@ -1,15 +1,32 @@
-"""`vdata gen OUT OPTIONS.json` and `vdata schema gen`."""
+"""`vdata gen OUT OPTIONS.json` and `vdata schema gen`: the stage's command line (the only part that draws)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
+from vdata.core.records import Record
 from vdata.generate.options import EXAMPLE_OPTIONS
+from vdata.generate.providers import GENERIC_KEY_VARIABLE, PROVIDERS
 
-GEN_HELP = f"""Generate debiasing records (sentence, group term, attribute) with an LLM.
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from vdata.generate.options import GenOptions
+    from vdata.generate.summary import Summary
+
+# after_generate(out, records, quiet): called once `vdata gen` has written `records` (at least one) to
+# `out`; the top-level CLI passes the contribution offer here (a stage never imports another stage).
+AfterGenerate = Callable[[Path, Sequence[Record], bool], None]
+
+
+def gen_help() -> str:
+    own = " / ".join(f"${var}" for _, spec in PROVIDERS.entries() for var in spec.key_variables[:1])
+    return f"""Generate debiasing records (sentence, group term, attribute) with an LLM.
 
 OUT is where the records go (.jsonl, .csv or .parquet); OPTIONS.json says what to generate. With no provider set, the embedded local model is used (no key, no network). Rerunning the same command resumes an interrupted run without paying twice.
 
@@ -20,25 +37,68 @@ Example OPTIONS.json (every key: `vdata schema gen`):
 
 \b
 Minimal local run:   {{"categories": ["gender"], "count": 20}}
-API key: -k KEY, else $APIKEY, else $OPENAI_API_KEY / $GEMINI_API_KEY.
+API key: -k KEY, else ${GENERIC_KEY_VARIABLE}, else {own}.
 """
 
 
-def gen(
-    out: Path = typer.Argument(..., help="Output file: .jsonl, .csv or .parquet."),
-    options_file: Path = typer.Argument(..., metavar="OPTIONS.json", help="What to generate (JSON)."),
-    apikey: str | None = typer.Option(
-        None, "-k", "--apikey", help="API key (else $APIKEY or the provider's variable)."
-    ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
-) -> None:
-    from vdata.generate.engine import generate
-    from vdata.generate.options import load_options
+def print_summary(console: Console, s: Summary) -> None:
+    from rich.table import Table
 
-    options = load_options(options_file)
-    summary = generate(options, out, api_key=apikey, quiet=quiet)
-    if not summary.complete:
-        raise typer.Exit(1)
+    table = Table(title=f"vdata gen → {s.out}", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("records", f"{s.records} of {s.wanted}" + (f" ({s.resumed} resumed)" if s.resumed else ""))
+    drops = ", ".join(f"{k} {v}" for k, v in s.drops.most_common()) or "none"
+    table.add_row("dropped", f"{sum(s.drops.values())} ({drops})")
+    table.add_row(
+        "requests", f"{s.requests} sent, {s.cached} from cache, {s.failed} failed, {s.retries} retries"
+    )
+    if s.errors:
+        table.add_row("errors", ", ".join(f"{k} x{v}" for k, v in s.errors.most_common()))
+    table.add_row("tokens", f"{s.prompt_tokens:,} prompt + {s.completion_tokens:,} completion")
+    table.add_row(
+        "cost", f"${s.cost_usd:.4f}" if s.cost_usd is not None else "unknown (no price for this model)"
+    )
+    table.add_row("time", f"{s.seconds:.1f} s")
+    console.print(table)
+    if s.stop_reason:
+        console.print(f"[yellow]{s.stop_reason}[/]", highlight=False)
+    if not s.complete:
+        console.print("[yellow]incomplete: rerun the same command to continue (cached replies are free)[/]")
+
+
+def run_gen(
+    options: GenOptions,
+    out: Path,
+    *,
+    api_key: str | None = None,
+    quiet: bool = False,
+    after_generate: AfterGenerate | None = None,
+) -> Summary:
+    """`vdata gen` with its UI: progress bar and warnings on stderr, the summary table on stdout, then
+    `after_generate` (unless nothing was written)."""
+    from rich.console import Console
+
+    from vdata.core.progress import progress_factory
+    from vdata.generate.engine import generate
+
+    err = Console(stderr=True)
+
+    def warn(message: str) -> None:
+        err.print(f"[yellow]{message}[/]", highlight=False, markup=False)
+
+    summary = generate(
+        options,
+        out,
+        api_key=api_key,
+        progress=progress_factory(not quiet, err),
+        log=None if quiet else warn,
+    )
+    if not quiet:
+        print_summary(Console(), summary)
+    if after_generate is not None and summary.written:
+        after_generate(out, summary.written, quiet)
+    return summary
 
 
 SCHEMAS = {"gen": "vdata.generate.options:options_schema"}
@@ -58,7 +118,25 @@ def schema(
     typer.echo(json.dumps(getattr(importlib.import_module(module), func)(), indent=2))
 
 
-def register(app: typer.Typer) -> None:
-    app.command("gen", help=GEN_HELP)(gen)
+def register(app: typer.Typer, *, after_generate: AfterGenerate | None = None) -> None:
+    """Add `vdata gen` and `vdata schema` to `app`; `after_generate` runs after every successful write."""
+
+    def gen(
+        out: Path = typer.Argument(..., help="Output file: .jsonl, .csv or .parquet."),
+        options_file: Path = typer.Argument(..., metavar="OPTIONS.json", help="What to generate (JSON)."),
+        apikey: str | None = typer.Option(
+            None, "-k", "--apikey", help="API key (else $APIKEY or the provider's variable)."
+        ),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
+    ) -> None:
+        from vdata.generate.options import load_options
+
+        summary = run_gen(
+            load_options(options_file), out, api_key=apikey, quiet=quiet, after_generate=after_generate
+        )
+        if not summary.complete:
+            raise typer.Exit(1)
+
+    app.command("gen", help=gen_help())(gen)
     # Other stages add their schemas to SCHEMAS (vdata.generate.cli.SCHEMAS["name"] = "module:function").
     app.command("schema")(schema)

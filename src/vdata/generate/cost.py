@@ -24,7 +24,7 @@ FREE = ModelPrice(0.0, 0.0)
 def price_for(options: GenOptions) -> ModelPrice | None:
     """The model's price: options.prices, else the table (exact name, else longest prefix); None if unknown."""
     model = options.model or ""
-    if options.provider == "local":
+    if options.provider_spec.free:
         return FREE
     if model in options.prices:
         p = options.prices[model]

@@ -8,6 +8,9 @@
   id) ends up with every record exactly once. The final OUT is written atomically from the journal.
 * Cost is reserved at worst case (prompt estimate + max_tokens) before a request is sent, so
   `budget_usd` is never exceeded; the run stops cleanly when the next request might exceed it.
+
+`generate()` is the library entry point: it returns a `Summary` and draws or prints nothing itself;
+progress goes to the `progress` factory and warnings to `log`, both given by the caller (the CLI).
 """
 
 from __future__ import annotations
@@ -20,23 +23,25 @@ import os
 import time
 from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-
 from vdata.core.errors import UserError
-from vdata.core.io import JsonlJournal, check_writable, format_for, write_records
+from vdata.core.io import JsonlJournal, check_writable, format_for, write_json_atomic, write_records
+from vdata.core.progress import ProgressFactory, no_progress
+from vdata.core.ratelimit import TokenBucket
 from vdata.core.records import Record
+from vdata.core.retry import backoff_delay
 from vdata.generate.cache import ResponseCache, cache_key
 from vdata.generate.cost import Ledger, price_for
+from vdata.generate.eventloop import event_loop_factory
 from vdata.generate.options import GenOptions
 from vdata.generate.parse import DUPLICATE, REQUEST_FAILED
-from vdata.generate.providers import Provider, ProviderError, make_provider, resolve_api_key_for
-from vdata.generate.providers.base import Completion, redact
-from vdata.generate.ratelimit import TokenBucket, backoff_delay
+from vdata.generate.progress import SummaryProgress
+from vdata.generate.providers import make_provider, resolve_api_key
+from vdata.generate.providers.base import Completion, Provider, ProviderError, redact
 from vdata.generate.strategies import GenRequest, RunState, Strategy, get_strategy
+from vdata.generate.summary import Summary
 from vdata.generate.templates import Message, load_template, messages_sha256
 
 JOURNAL_FLUSH_S = 0.5
@@ -63,29 +68,6 @@ _CONTENT_KEYS = (
 )
 
 
-@dataclass
-class Summary:
-    out: Path
-    wanted: int
-    records: int = 0
-    resumed: int = 0
-    drops: Counter[str] = field(default_factory=Counter)
-    requests: int = 0
-    cached: int = 0
-    failed: int = 0
-    retries: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost_usd: float | None = 0.0
-    seconds: float = 0.0
-    stop_reason: str | None = None
-    errors: Counter[str] = field(default_factory=Counter)
-
-    @property
-    def complete(self) -> bool:
-        return self.records >= self.wanted
-
-
 def journal_path(out: Path) -> Path:
     return out.parent / f".{out.name}.journal.jsonl"
 
@@ -96,6 +78,8 @@ def run_meta_path(out: Path) -> Path:
 
 def options_fingerprint(options: GenOptions) -> str:
     data = options.model_dump(mode="json", include=set(_CONTENT_KEYS))
+    # Not core.fingerprint: this hash escapes non-ASCII (json.dumps' default), and changing it would make
+    # partial runs with non-ASCII options (terms, paths) unresumable.
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -114,7 +98,7 @@ class Engine:
         *,
         api_key: str | None = None,
         cache: ResponseCache | None = None,
-        on_progress: Callable[[Engine], None] | None = None,
+        on_progress: Callable[[Summary], None] | None = None,
         log: Callable[[str], None] | None = None,
     ) -> None:
         self.options = options
@@ -305,7 +289,7 @@ class Engine:
         need = self.options.count - len(self.accepted)
         if need <= 0:
             return False
-        if state.issued >= (self.options.max_requests or 0):
+        if state.issued >= self.options.request_limit:
             self.summary.stop_reason = (
                 f"stopped after {state.issued} requests (max_requests) with {len(self.accepted)} of "
                 f"{self.options.count} records; raise max_requests, or try another model or strategy"
@@ -390,7 +374,8 @@ class Engine:
                     self._pending.clear()
                     last_flush = now
                 if self.on_progress:
-                    self.on_progress(self)
+                    self.summary.records = len(self.accepted)
+                    self.on_progress(self.summary)
                 if self._fatal:
                     for task in in_flight:
                         task.cancel()
@@ -406,27 +391,24 @@ class Engine:
         return self.summary
 
 
-def _contribute_hook() -> Callable[..., Any]:
-    # Imported lazily: the contribution offer is rarely shown and pulls in the HTTP client.
-    from vdata.server.contribute import after_generation
-
-    return after_generation
-
-
 def generate(
     options: GenOptions,
     out: Path,
     *,
     api_key: str | None = None,
-    quiet: bool = False,
-    console: Console | None = None,
+    progress: ProgressFactory = no_progress,
+    log: Callable[[str], None] | None = None,
 ) -> Summary:
-    """Run `vdata gen`: validate everything that can fail before the first request, then generate."""
+    """Run `vdata gen`: validate everything that can fail before the first request, then generate.
+
+    Returns the summary (with the records written in `written`); `progress` draws the run, `log` gets
+    warnings such as a request that failed after its retries (never the API key)."""
     fmt = format_for(out, options.format)
     check_writable(out)
-    key = resolve_api_key_for(options, api_key)
-    template = load_template(options.strategy, options.prompts)
-    strategy = get_strategy(options.strategy)(options, template, out_path=out)
+    key = resolve_api_key(options, api_key)
+    strategy_class = get_strategy(options.strategy)
+    template = load_template(options.strategy, options.prompts, strategy_class.prompts_file)
+    strategy = strategy_class(options, template, out_path=out)
     price_for(options)  # an unknown price with a budget is an error now, not after the first request
     journal_file, meta_file = journal_path(out), run_meta_path(out)
     fingerprint = options_fingerprint(options)
@@ -437,37 +419,25 @@ def generate(
                 f"{journal_file} holds a partial run made with different options; rerun with the same options "
                 f"to resume it, or delete {journal_file} and {meta_file} to start afresh"
             )
-    meta_file.write_text(
-        json.dumps(
-            {
-                "fingerprint": fingerprint,
-                "options": options.model_dump(mode="json", include=set(_CONTENT_KEYS)),
-            },
-            indent=2,
-        ),
-        encoding="utf-8",
+    write_json_atomic(
+        meta_file,
+        {"fingerprint": fingerprint, "options": options.model_dump(mode="json", include=set(_CONTENT_KEYS))},
     )
-
-    console = console or Console(stderr=True)
     provider = make_provider(options, key)
-    from vdata.generate.progress import GenProgress
 
-    progress = GenProgress(console, options.count, disabled=quiet)
-
-    async def _main() -> Summary:
-        engine = Engine(
-            options, out, provider, strategy, api_key=key, on_progress=progress.update, log=progress.log
-        )
+    async def _main(on_progress: Callable[[Summary], None]) -> Summary:
+        engine = Engine(options, out, provider, strategy, api_key=key, on_progress=on_progress, log=log)
         try:
-            with JsonlJournal(journal_file) as journal, progress:
+            with JsonlJournal(journal_file) as journal:
                 return await engine.run(journal)
         finally:
             await provider.aclose()
 
-    from vdata.generate.stub_server import event_loop_factory
-
-    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
-        summary = runner.run(_main())
+    with (
+        progress("gen", options.count, "rec") as task,
+        asyncio.Runner(loop_factory=event_loop_factory()) as runner,
+    ):
+        summary = runner.run(_main(SummaryProgress(task)))
     records = JsonlJournal(journal_file)
     try:
         final = records.records()[: options.count]
@@ -475,15 +445,9 @@ def generate(
         records.close()
     write_records(final, out, fmt)
     summary.records = len(final)
+    summary.written = final
     if summary.complete:
         for p in (journal_file, meta_file):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(p)
-    if not quiet:
-        from vdata.generate.progress import print_summary
-
-        print_summary(Console(), summary)
-    hook = _contribute_hook()
-    if hook is not None and summary.records:
-        hook(out, final, quiet=quiet)
     return summary

@@ -1,7 +1,9 @@
 """The `vdata gen` options file: its schema, defaults and validation.
 
-Unknown keys, wrong types, unknown categories or strategies are user errors (exit code 2) whose
-message names the key and what is allowed. `vdata schema gen` prints `GenOptions.model_json_schema()`.
+Unknown keys, wrong types, unknown categories, providers or strategies are user errors (exit code 2) whose
+message names the key and what is allowed. The allowed providers and strategies, and each provider's
+defaults, come from their registries (`vdata.generate.providers`, `vdata.generate.strategy_registry`).
+`vdata schema gen` prints `options_schema()`.
 """
 
 from __future__ import annotations
@@ -10,18 +12,16 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from vdata.core.errors import UserError
-from vdata.core.records import BASE_CATEGORIES, STRATEGIES, validate_category
+from vdata.core.records import BASE_CATEGORIES, validate_category
+from vdata.core.settings import StageSettings, validate_settings
+from vdata.generate.providers import PROVIDERS, ProviderSpec
+from vdata.generate.strategy_registry import STRATEGIES
 
-PROVIDERS = ("local", "openai", "gemini")
-DEFAULT_MODELS = {"local": "smollm2-135m", "openai": "gpt-4o-mini", "gemini": "gemini-2.0-flash"}
-# Which environment variables hold a key, in lookup order (after -k/--apikey).
-KEY_VARIABLES = {
-    "openai": ("APIKEY", "OPENAI_API_KEY"),
-    "gemini": ("APIKEY", "GEMINI_API_KEY", "GOOGLE_API_KEY"),
-}
+DEFAULT_PROVIDER = "local"
+SCHEMA_HINT = "See `vdata schema gen` for every key."
 
 EXAMPLE_OPTIONS: dict[str, Any] = {
     "provider": "openai",
@@ -36,43 +36,54 @@ EXAMPLE_OPTIONS: dict[str, Any] = {
 }
 
 
-class RateLimit(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RateLimit(StageSettings):
     rpm: float | None = Field(None, gt=0, description="Requests per minute (token bucket).")
     tpm: float | None = Field(
         None, gt=0, description="Tokens per minute, prompt + completion (token bucket)."
     )
 
 
-class Price(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class Price(StageSettings):
     input_per_mtok: float = Field(ge=0, description="USD per million prompt tokens.")
     output_per_mtok: float = Field(ge=0, description="USD per million completion tokens.")
 
 
-class GenOptions(BaseModel):
+def _quoted(names: list[str]) -> str:
+    return ", ".join(f"'{n}'" for n in names)
+
+
+def _registry_schema(schema: dict[str, Any]) -> None:
+    """Fill in what the registries know (names, defaults, backends) when the schema is generated, so
+    providers and strategies registered after import appear too."""
+    schema["examples"] = [EXAMPLE_OPTIONS]
+    props = schema["properties"]
+    specs = [spec for _, spec in PROVIDERS.entries()]
+    props["provider"]["enum"] = [spec.name for spec in specs]
+    props["provider"]["description"] = "; ".join(f"{spec.name} = {spec.description}" for spec in specs) + "."
+    props["model"]["description"] = (
+        "Model name. Default per provider: "
+        + ", ".join(f"{spec.name}: {spec.default_model}" for spec in specs)
+        + " (what else each accepts: see `provider`)."
+    )
+    props["strategy"]["enum"] = STRATEGIES.names()
+    props["backend"]["enum"] = list(dict.fromkeys(b for spec in specs for b in spec.backends))
+    props["backend"]["description"] = (
+        ". ".join(f"{spec.name}: {spec.backend_help}" for spec in specs if spec.backend_help) + "."
+    )
+
+
+class GenOptions(StageSettings):
     """What `vdata gen` generates, with which model, and within which limits."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLE_OPTIONS]})
+    model_config = ConfigDict(json_schema_extra=_registry_schema)
 
-    provider: Literal["local", "openai", "gemini"] = Field(
-        "local", description="local = embedded SmolLM2-135M-Instruct (no key, no network); openai; gemini."
-    )
-    model: str | None = Field(
-        None,
-        description="Model name. Default per provider: "
-        + ", ".join(f"{k}: {v}" for k, v in DEFAULT_MODELS.items())
-        + ". For local: any Hugging Face causal LM id/path or a .gguf file.",
-    )
+    provider: str = Field(DEFAULT_PROVIDER, description="Registered provider name.")
+    model: str | None = Field(None, description="Model name (default: the provider's).")
     base_url: str | None = Field(
         None,
         description="OpenAI-compatible server (vLLM, Ollama, llama.cpp server, gateways), e.g. http://localhost:8000/v1",
     )
-    strategy: Literal[STRATEGIES] = Field(
-        "targeted", description="How prompts are built; see docs/generate.md."
-    )  # type: ignore[valid-type]
+    strategy: str = Field("targeted", description="How prompts are built; see docs/generate.md.")
     categories: list[str] = Field(
         default_factory=lambda: ["gender"],
         min_length=1,
@@ -130,14 +141,7 @@ class GenOptions(BaseModel):
     max_retries: int = Field(5, ge=0, le=50, description="Retries per request on 429/5xx/timeouts.")
     timeout_s: float = Field(120.0, gt=0, description="Per-request timeout in seconds.")
     cache: bool = Field(True, description="Cache responses on disk so reruns resume without paying twice.")
-    backend: Literal["auto", "xllamacpp", "transformers", "aiohttp", "sdk"] = Field(
-        "auto",
-        description=(
-            "local: xllamacpp (fast, GGUF) when installed, else batched transformers. openai: 'aiohttp' "
-            "sends the SDK-configured request on an aiohttp session (about 4x less CPU per request), "
-            "'sdk' uses the SDK's own request path; auto picks aiohttp when installed."
-        ),
-    )
+    backend: str = Field("auto", description="How the provider runs requests (per provider).")
     batch_size: int = Field(8, ge=1, le=512, description="local transformers backend: sequences per batch.")
 
     @field_validator("categories")
@@ -146,45 +150,69 @@ class GenOptions(BaseModel):
         out = [validate_category(c) for c in v]
         return list(dict.fromkeys(out))
 
+    @field_validator("provider")
+    @classmethod
+    def _provider(cls, v: str) -> str:
+        if v not in PROVIDERS:
+            raise ValueError(f"unknown provider '{v}'; available: {_quoted(PROVIDERS.names())}")
+        return v
+
+    @field_validator("strategy")
+    @classmethod
+    def _strategy(cls, v: str) -> str:
+        if v not in STRATEGIES:
+            raise ValueError(f"unknown strategy '{v}'; available: {_quoted(STRATEGIES.names())}")
+        return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _provider_defaults(cls, data: Any) -> Any:
+        """Unset model, per_request and max_tokens take the provider's defaults (filled before
+        validation, so they are checked like given values)."""
+        if not isinstance(data, dict):
+            return data
+        name = data.get("provider", DEFAULT_PROVIDER)
+        spec = PROVIDERS.find(name) if isinstance(name, str) else None
+        if spec is None:
+            return data  # the provider field reports it
+        defaults = {
+            "model": spec.default_model,
+            "per_request": spec.default_per_request,
+            "max_tokens": spec.default_max_tokens,
+        }
+        return {**data, **{k: v for k, v in defaults.items() if data.get(k) is None}}
+
     @model_validator(mode="after")
-    def _fill_defaults(self) -> GenOptions:
-        remote = self.provider != "local"
-        if self.model is None:
-            self.model = DEFAULT_MODELS[self.provider]
-        if self.per_request is None:
-            self.per_request = 10 if remote else 3
-        if self.max_tokens is None:
-            self.max_tokens = 1500 if remote else 160
-        if self.max_requests is None:
-            self.max_requests = 20 + 10 * -(-self.count // self.per_request)
-        allowed_backends = {
-            "local": ("auto", "xllamacpp", "transformers"),
-            "openai": ("auto", "aiohttp", "sdk"),
-            "gemini": ("auto",),
-        }[self.provider]
-        if self.backend not in allowed_backends:
+    def _fits_the_provider(self) -> GenOptions:
+        spec = self.provider_spec
+        if self.backend not in spec.backends:
             raise ValueError(
                 f"backend '{self.backend}' does not apply to provider '{self.provider}'; "
-                f"allowed: {', '.join(allowed_backends)}"
+                f"allowed: {', '.join(spec.backends)}"
             )
-        if self.base_url and self.provider == "local":
+        if self.base_url and not spec.accepts_base_url:
+            # Providers for any compatible server first: they are what base_url is mostly for.
+            with_url = [
+                name
+                for name, s in sorted(PROVIDERS.entries(), key=lambda e: not e[1].key_optional_with_base_url)
+                if s.accepts_base_url
+            ]
             raise ValueError(
-                "base_url is only used with provider 'openai' (any OpenAI-compatible server) or 'gemini'"
+                f"base_url is only used with provider {' or '.join(repr(n) for n in with_url)}, "
+                f"not {self.provider!r}"
             )
         return self
 
+    @property
+    def provider_spec(self) -> ProviderSpec:
+        return PROVIDERS.get(self.provider)
 
-def _describe(err: dict[str, Any]) -> str:
-    loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
-    if err["type"] == "extra_forbidden":
-        parent = GenOptions
-        allowed = ", ".join(parent.model_fields) if len(err["loc"]) == 1 else None
-        if len(err["loc"]) == 2 and err["loc"][0] == "rate_limit":
-            allowed = ", ".join(RateLimit.model_fields)
-        tail = f"; allowed keys: {allowed}" if allowed else ""
-        return f"unknown option '{loc}'{tail}"
-    msg = err["msg"].removeprefix("Value error, ")
-    return f"option '{loc}': {msg} (got {json.dumps(err.get('input'), default=str)[:80]})"
+    @property
+    def request_limit(self) -> int:
+        """`max_requests`, by default 20 + 10 x the requests `count` needs at `per_request` each."""
+        if self.max_requests is not None:
+            return self.max_requests
+        return 20 + 10 * -(-self.count // (self.per_request or 1))
 
 
 def parse_options(raw: Any, source: str = "options") -> GenOptions:
@@ -192,11 +220,7 @@ def parse_options(raw: Any, source: str = "options") -> GenOptions:
         raise UserError(
             f"{source}: the options file must hold a JSON object such as {json.dumps(EXAMPLE_OPTIONS)}"
         )
-    try:
-        return GenOptions.model_validate(raw)
-    except ValidationError as e:
-        problems = "; ".join(_describe(err) for err in e.errors())
-        raise UserError(f"{source}: {problems}. See `vdata schema gen` for every key.") from None
+    return validate_settings(GenOptions, raw, source=source, hint=SCHEMA_HINT)
 
 
 def load_options(path: Path) -> GenOptions:

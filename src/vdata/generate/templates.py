@@ -3,13 +3,12 @@
 A template has a `name`, a `version` and `stages`; each stage is a list of chat `messages` whose
 `content` holds `{slot}` placeholders, and optionally its own `max_tokens`. A user file (option
 `prompts`) holds either one template (with `name`) or a mapping {strategy name: template}; a template
-given there replaces the shipped one of the same name.
+given there replaces the shipped one of the same name. A strategy defined outside vdata brings its own
+file (`Strategy.prompts_file`), read like a user file.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import string
 from dataclasses import dataclass, field
 from functools import cache
@@ -20,6 +19,7 @@ from typing import Any
 import yaml
 
 from vdata.core.errors import UserError
+from vdata.core.fingerprint import fingerprint
 
 Message = dict[str, str]
 
@@ -71,7 +71,8 @@ class Template:
 
 
 def messages_sha256(messages: list[Message]) -> str:
-    return hashlib.sha256(json.dumps(messages, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    """A record's `prompt_sha256`: the hash of the rendered chat messages (canonical JSON)."""
+    return fingerprint(messages)
 
 
 def _parse_template(raw: Any, source: str) -> Template:
@@ -137,9 +138,11 @@ def user_templates(path: Path) -> dict[str, Template]:
     return out
 
 
-def load_template(strategy: str, prompts_file: str | None) -> Template:
-    if prompts_file:
-        custom = user_templates(Path(prompts_file))
-        if strategy in custom:
-            return custom[strategy]
+def load_template(strategy: str, prompts_file: str | None, default_file: Path | None = None) -> Template:
+    """The user's template for `strategy` (option `prompts`), else `default_file`'s, else the shipped one."""
+    for path in (Path(prompts_file) if prompts_file else None, default_file):
+        if path is not None:
+            custom = user_templates(path)
+            if strategy in custom:
+                return custom[strategy]
     return builtin_template(strategy)

@@ -1,57 +1,65 @@
-"""Providers behind one interface (`Provider.complete`) and one factory (`make_provider`)."""
+"""Providers behind one interface (`Provider.complete`), registered by name, built by one factory.
+
+Adding a provider is adding one module here (or anywhere, imported before the options are read) that
+calls `register_provider(ProviderSpec(...))`; see `base.ProviderSpec` for what it declares.
+"""
 
 from __future__ import annotations
 
 import os
 
 from vdata.core.errors import UserError
-from vdata.generate.options import KEY_VARIABLES, GenOptions
-from vdata.generate.providers.base import Completion, Provider, ProviderError
+from vdata.generate.providers.base import (
+    PROVIDERS,
+    Provider,
+    ProviderOptions,
+    ProviderSpec,
+    register_provider,
+)
 
-__all__ = ["Completion", "Provider", "ProviderError", "make_provider", "resolve_api_key"]
+__all__ = [
+    "PROVIDERS",
+    "ProviderSpec",
+    "make_provider",
+    "provider_names",
+    "register_provider",
+    "resolve_api_key",
+]
+
+# The variable every provider reads after -k/--apikey, before its own.
+GENERIC_KEY_VARIABLE = "APIKEY"
 
 
-def resolve_api_key(provider: str, explicit: str | None) -> str | None:
-    """-k/--apikey, else APIKEY, else the provider's own variable. Local needs none."""
-    if provider == "local":
+def provider_names() -> list[str]:
+    """Every provider the `provider` option accepts."""
+    return PROVIDERS.names()
+
+
+def key_variables(spec: ProviderSpec) -> tuple[str, ...]:
+    """Where a key is looked up after -k/--apikey, in order."""
+    return (GENERIC_KEY_VARIABLE, *spec.key_variables)
+
+
+def resolve_api_key(options: ProviderOptions, explicit: str | None) -> str | None:
+    """-k/--apikey, else APIKEY, else the provider's own variables. Keyless providers get None."""
+    spec = PROVIDERS.get(options.provider)
+    if not spec.needs_key:
         return None
     if explicit:
         return explicit
-    variables = KEY_VARIABLES[provider]
+    variables = key_variables(spec)
     for var in variables:
         if os.environ.get(var):
             return os.environ[var]
+    if options.base_url and spec.key_optional_with_base_url:
+        return "not-needed"
+    own = " or ".join(spec.key_variables) or GENERIC_KEY_VARIABLE
+    generic = f" (or {GENERIC_KEY_VARIABLE})" if spec.key_variables else ""
     raise UserError(
-        f"provider {provider!r} needs an API key: pass -k KEY or set {' or '.join(variables[1:])} "
-        f"(or APIKEY) in the environment"
+        f"provider {options.provider!r} needs an API key: pass -k KEY or set {own}{generic} in the environment"
     )
 
 
-def resolve_api_key_for(options: GenOptions, explicit: str | None) -> str | None:
-    # OpenAI-compatible local servers (vLLM, Ollama, llama.cpp) usually accept any key.
-    if options.provider == "openai" and options.base_url and not explicit:
-        for var in KEY_VARIABLES["openai"]:
-            if os.environ.get(var):
-                return os.environ[var]
-        return "not-needed"
-    return resolve_api_key(options.provider, explicit)
-
-
-def make_provider(options: GenOptions, api_key: str | None) -> Provider:
-    """The one factory: a provider for `options` (the key comes from `resolve_api_key_for`)."""
-    assert options.model is not None
-    if options.provider == "openai":
-        from vdata.generate.providers.openai_provider import OpenAIProvider
-
-        return OpenAIProvider(
-            options.model, api_key or "", options.base_url, options.timeout_s, options.backend
-        )
-    if options.provider == "gemini":
-        from vdata.generate.providers.gemini_provider import GeminiProvider
-
-        return GeminiProvider(options.model, api_key or "", options.timeout_s, options.base_url)
-    from vdata.generate.providers.local import LlamaCppProvider, TransformersProvider, choose_backend
-
-    if choose_backend(options.model, options.backend) == "xllamacpp":
-        return LlamaCppProvider(options.model, parallel=min(options.concurrency, 8))
-    return TransformersProvider(options.model, batch_size=options.batch_size)
+def make_provider(options: ProviderOptions, api_key: str | None) -> Provider:
+    """The one factory: the provider `options.provider` names, built for `options` (key: `resolve_api_key`)."""
+    return PROVIDERS.get(options.provider).factory(options, api_key)

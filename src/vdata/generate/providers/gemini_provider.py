@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from vdata.generate.providers.base import Completion, Message, Provider, ProviderError, redact
+from vdata.generate.providers.base import (
+    Completion,
+    Message,
+    Provider,
+    ProviderError,
+    ProviderOptions,
+    ProviderSpec,
+    redact,
+    register_provider,
+)
 
 
 class GeminiProvider(Provider):
@@ -73,3 +82,19 @@ class GeminiProvider(Provider):
             completion_tokens=(usage.candidates_token_count or 0) if usage else 0,
             model=self.model,
         )
+
+
+def _make(options: ProviderOptions, api_key: str | None) -> Provider:
+    assert options.model is not None  # filled with the default model by the options
+    return GeminiProvider(options.model, api_key or "", options.timeout_s, options.base_url)
+
+
+register_provider(
+    ProviderSpec(
+        name="gemini",
+        description="Google's Gemini API (base_url: another endpoint or gateway)",
+        default_model="gemini-2.0-flash",
+        factory=_make,
+        key_variables=("GEMINI_API_KEY", "GOOGLE_API_KEY"),
+    )
+)

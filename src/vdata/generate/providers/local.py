@@ -18,7 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from vdata.core.errors import UserError
-from vdata.generate.providers.base import Completion, Message, Provider, ProviderError
+from vdata.generate.providers.base import (
+    Completion,
+    Message,
+    Provider,
+    ProviderError,
+    ProviderOptions,
+    ProviderSpec,
+    register_provider,
+)
 from vdata.lm.models import SMOLLM2_ALIASES
 
 TOP_P = 0.95
@@ -273,3 +281,27 @@ class TransformersProvider(Provider):
                 await self._worker
             self._worker = None
             self._queue = None
+
+
+def _make(options: ProviderOptions, api_key: str | None) -> Provider:
+    assert options.model is not None  # filled with the default model by the options
+    if choose_backend(options.model, options.backend) == "xllamacpp":
+        return LlamaCppProvider(options.model, parallel=min(options.concurrency, 8))
+    return TransformersProvider(options.model, batch_size=options.batch_size)
+
+
+register_provider(
+    ProviderSpec(
+        name="local",
+        description="embedded SmolLM2-135M-Instruct (no key, no network), or any HF causal LM or .gguf file",
+        default_model="smollm2-135m",
+        factory=_make,
+        needs_key=False,
+        backends=("auto", "xllamacpp", "transformers"),
+        backend_help="xllamacpp (fast, GGUF) when installed, else batched transformers",
+        accepts_base_url=False,
+        free=True,
+        default_per_request=3,
+        default_max_tokens=160,
+    )
+)

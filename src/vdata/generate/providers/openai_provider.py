@@ -22,13 +22,16 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from vdata.core.retry import parse_retry_after
 from vdata.generate.providers.base import (
     Completion,
     Message,
     Provider,
     ProviderError,
-    parse_retry_after,
+    ProviderOptions,
+    ProviderSpec,
     redact,
+    register_provider,
 )
 
 
@@ -220,3 +223,25 @@ def parse_chat_completion(raw: bytes, model: str) -> Completion:
         raise ProviderError(
             f"malformed response: {type(e).__name__}: {str(e)[:120]}", retryable=True
         ) from None
+
+
+def _make(options: ProviderOptions, api_key: str | None) -> Provider:
+    assert options.model is not None  # filled with the default model by the options
+    return OpenAIProvider(options.model, api_key or "", options.base_url, options.timeout_s, options.backend)
+
+
+register_provider(
+    ProviderSpec(
+        name="openai",
+        description="the OpenAI API, or any OpenAI-compatible server with base_url",
+        default_model="gpt-4o-mini",
+        factory=_make,
+        key_variables=("OPENAI_API_KEY",),
+        backends=("auto", "aiohttp", "sdk"),
+        backend_help=(
+            "'aiohttp' sends the SDK-configured request on an aiohttp session (about 4x less CPU per "
+            "request), 'sdk' uses the SDK's own request path; auto picks aiohttp when installed"
+        ),
+        key_optional_with_base_url=True,
+    )
+)

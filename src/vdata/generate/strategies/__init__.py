@@ -1,31 +1,20 @@
-"""Generation strategies: a registry of `Strategy` classes, one module each (see `base` for the interface).
+"""Generation strategies: `Strategy` classes registered by name, one module each (see `base` for the interface).
 
-Modules in this package are imported on first use, so adding a strategy is adding one module whose
-class is decorated with `@register`.
+The modules of this package are imported on the first look-up, so adding a strategy is adding one
+module whose class is decorated with `@register` (plus its prompt template, `vdata/prompts/<name>.yaml`).
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
+from vdata.generate.strategies.base import GenRequest, RunState, Strategy, register
+from vdata.generate.strategy_registry import STRATEGIES
 
-from vdata.core.errors import UserError
-from vdata.generate.strategies.base import GenRequest, RunState, Strategy, register, registry
-
-__all__ = ["GenRequest", "RunState", "Strategy", "get_strategy", "register", "registry"]
-
-
-def _load_all() -> None:
-    for mod in pkgutil.iter_modules(__path__):
-        if mod.name != "base":
-            importlib.import_module(f"{__name__}.{mod.name}")
+__all__ = ["GenRequest", "RunState", "Strategy", "get_strategy", "register"]
 
 
 def get_strategy(name: str) -> type[Strategy]:
-    if name not in registry():
-        _load_all()
-    if name not in registry():
-        raise UserError(
-            f"strategy {name!r} is not available in this installation; available: {', '.join(sorted(registry()))}"
-        )
-    return registry()[name]
+    """The strategy class registered as `name`, or a UserError listing the available ones."""
+    cls = STRATEGIES.get(name)
+    if not issubclass(cls, Strategy):  # `register` only adds Strategy subclasses
+        raise TypeError(f"strategy {name!r} is {cls!r}, not a Strategy")
+    return cls

@@ -8,13 +8,13 @@ result is saved to `attributes_file` for reuse); the template's default `dimensi
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from vdata.core.errors import UserError
+from vdata.core.io import write_text_atomic
 from vdata.generate.parse import parse_terms
 from vdata.generate.strategies.base import AskFn, GenRequest, Strategy, category_words, register
 
@@ -77,9 +77,7 @@ class Attributed(Strategy):
             proposed[dimension] = values if len(values) >= 2 else fallback
         self.dimensions = proposed
         if path is not None:
-            tmp = path.with_suffix(path.suffix + ".tmp")
-            tmp.write_text(json.dumps(proposed, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-            os.replace(tmp, path)
+            write_text_atomic(path, json.dumps(proposed, indent=2, ensure_ascii=False) + "\n")
 
     def configuration(self, index: int) -> dict[str, str]:
         rng = self.rng(index, "attributes")

@@ -28,6 +28,9 @@ the same prompts and is served from the response cache. Use `self.rng(i)`.
 
 Strategy-specific settings come from the `strategy_options` option; declare them as a pydantic model in
 the class attribute ``Options`` (extra keys are rejected with a clear message).
+
+The prompt template is `vdata/prompts/<name>.yaml`; a strategy defined outside vdata points
+``prompts_file`` at its own YAML (the `prompts` option still overrides either).
 """
 
 from __future__ import annotations
@@ -36,14 +39,15 @@ import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
-from vdata.core.errors import UserError
 from vdata.core.records import Record, normalise_text
+from vdata.core.settings import validate_settings
 from vdata.generate.options import GenOptions
 from vdata.generate.parse import COPIED_EXAMPLE, Extraction, parse_reply
+from vdata.generate.strategy_registry import STRATEGIES
 from vdata.generate.templates import Message, Template
 
 # ask(messages, stage, max_tokens) -> reply text; cached, retried and costed like any request.
@@ -89,20 +93,21 @@ class Strategy:
     Options: ClassVar[type[BaseModel]] = NoOptions
     # Label stored in `category` when a strategy is not category-conditional.
     fixed_category: ClassVar[str | None] = None
+    # Its prompt template when not shipped as vdata/prompts/<name>.yaml (a strategy outside vdata).
+    prompts_file: ClassVar[Path | None] = None
 
     def __init__(self, options: GenOptions, template: Template, out_path: Path | None = None) -> None:
         self.options = options
         self.template = template
         self.out_path = out_path  # where the run writes; strategies may keep reusable state beside it
-        try:
-            self.settings = self.Options.model_validate(options.strategy_options)
-        except ValidationError as e:
-            first = e.errors()[0]
-            key = ".".join(str(x) for x in first["loc"])
-            allowed = ", ".join(self.Options.model_fields) or "none"
-            raise UserError(
-                f"strategy_options.{key}: {first['msg']} (strategy {self.name!r} accepts: {allowed})"
-            ) from None
+        allowed = ", ".join(self.Options.model_fields) or "none"
+        self.settings = validate_settings(
+            self.Options,
+            options.strategy_options,
+            source=f"strategy {self.name!r}",
+            hint=f"Strategy {self.name!r} accepts in strategy_options: {allowed}.",
+            prefix="strategy_options.",
+        )
         self.next_index = 0
 
     # -- user-extendable -------------------------------------------------------------------------
@@ -156,16 +161,12 @@ class Strategy:
         return self.template.stage(stage).max_tokens
 
 
-_REGISTRY: dict[str, type[Strategy]] = {}
+S = TypeVar("S", bound=type[Strategy])
 
 
-def register(cls: type[Strategy]) -> type[Strategy]:
-    """Class decorator: make a strategy available under `cls.name`."""
+def register(cls: S) -> S:
+    """Class decorator: make a strategy available as option `"strategy": cls.name`."""
     if not cls.name:
         raise TypeError(f"{cls.__name__} needs a `name`")
-    _REGISTRY[cls.name] = cls
+    STRATEGIES.add(cls.name, cls)
     return cls
-
-
-def registry() -> dict[str, type[Strategy]]:
-    return _REGISTRY

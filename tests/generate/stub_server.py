@@ -6,7 +6,10 @@ schedule: `429` (with Retry-After), `500`, `timeout` (never answers in time), `m
 JSON body), `refusal` (a polite refusal as content), `401`. Plain asyncio streams and HTTP/1.1
 keep-alive, so one process serves thousands of requests per second.
 
-    python -m vdata.generate.stub_server --port 8765 --latency 0.05 --faults ok,429,ok,500
+    python tests/generate/stub_server.py --port 8765 --latency 0.05 --faults ok,429,ok,500
+
+A test stand-in, not part of vdata: tests import it as `generate.stub_server` (pytest puts tests/ on
+sys.path through tests/conftest.py), bench/gen_throughput.py runs it as a script.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
+
+from vdata.generate.eventloop import event_loop_factory
 
 ADJECTIVES = [
     "stoic",
@@ -251,15 +256,6 @@ class StubServer:
             self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread is not None:
             self._thread.join(5)
-
-
-def event_loop_factory() -> Any:
-    """uvloop's event loop when installed (much less CPU per connection event), else asyncio's."""
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
 
 
 def main() -> None:

@@ -1,0 +1,34 @@
+"""What a `vdata gen` run did: records, drops, requests, tokens, cost, time, and why it stopped."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vdata.core.records import Record
+
+
+@dataclass
+class Summary:
+    out: Path
+    wanted: int
+    records: int = 0
+    resumed: int = 0
+    drops: Counter[str] = field(default_factory=Counter)
+    requests: int = 0
+    cached: int = 0
+    failed: int = 0
+    retries: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float | None = 0.0
+    seconds: float = 0.0
+    stop_reason: str | None = None
+    errors: Counter[str] = field(default_factory=Counter)
+    # The records written to `out`, for whoever acts on them afterwards (e.g. the contribution offer).
+    written: list[Record] = field(default_factory=list, repr=False)
+
+    @property
+    def complete(self) -> bool:
+        return self.records >= self.wanted
