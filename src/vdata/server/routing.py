@@ -12,6 +12,7 @@ from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
+from starlette.routing import request_response
 
 
 def _list_fields(model: type[BaseModel]) -> tuple[str, ...]:
@@ -38,6 +39,12 @@ class QueryModelRoute(APIRoute):
     answered by validating SomeModel straight from the query string (FastAPI's 422 on failure) and
     calling the endpoint, which skips FastAPI's generic per-request dependency solving (a large share of a
     small GET's server time)."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        # Starlette's plain request/response wrapper: FastAPI's adds per-request exit stacks and
+        # telemetry hooks for features this handler does not use (dependencies with yield, files).
+        self.app = request_response(self.get_route_handler())
 
     def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
         endpoint = self.endpoint
