@@ -22,6 +22,7 @@ from vdata.server import db
 from vdata.server.middleware import AccessLog, RateLimit, RequestGuard
 from vdata.server.pgread import AsyncReadPool
 from vdata.server.routers import info, moderation, query, records
+from vdata.server.routers.docs import docs_routes
 from vdata.server.settings import ServerSettings
 from vdata.server.state import ServerState
 
@@ -66,7 +67,14 @@ def create_app(settings: ServerSettings, *, migrate: bool = True) -> FastAPI:
         lifespan=functools.partial(_lifespan, migrate=migrate),
         # The routers' routes themselves, records (the hottest) first: a request is matched against
         # routes in order, and included routers would add a layer of matching to every request.
-        routes=[*records.router.routes, *query.router.routes, *info.router.routes, *moderation.router.routes],
+        routes=[
+            *records.router.routes,
+            *query.router.routes,
+            *info.router.routes,
+            *moderation.router.routes,
+            *docs_routes(),
+        ],
+        docs_url=None,  # served by docs_routes, from local files
     )
     app.state.vdata = state
     # Added innermost first: a request meets the access log, then the guard, then the rate limit.
