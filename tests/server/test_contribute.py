@@ -15,6 +15,7 @@ import pytest
 from rich.console import Console
 
 from vdata.core.config import UserConfig
+from vdata.core.io import write_records
 from vdata.core.records import Record
 from vdata.server.contribute import AskChoice, after_generation, marker_path, offer_contribution
 
@@ -141,8 +142,10 @@ def test_non_interactive_run_never_asks_or_connects(tmp_path: Path, monkeypatch:
     # pytest's stdin is not a terminal; a configured but dead server must not even be contacted.
     monkeypatch.setenv("VDATA_SERVER", "http://127.0.0.1:9")
     monkeypatch.setenv("VDATA_CONTRIBUTE", "ask")
+    out = tmp_path / "g.jsonl"
+    write_records(records(2), out)
     started = time.monotonic()
-    after_generation(tmp_path / "g.jsonl", records(2), quiet=False)
+    assert after_generation(out, quiet=False) == "skipped"
     assert time.monotonic() - started < 1.0 and not marker_path().exists()
 
 
@@ -180,10 +183,13 @@ def _run_in_terminal(code: str, env: dict[str, str], answer: str | None, timeout
 def test_real_terminal_prompt_and_quiet(fresh_server: Server, tmp_path: Path, quiet: bool) -> None:
     code = (
         "from pathlib import Path\n"
+        "from vdata.core.io import write_records\n"
         "from vdata.core.records import Record\n"
         "from vdata.server.contribute import after_generation\n"
         "rs = [Record(text=f'Terminal sentence {i} about engineers.', category='gender') for i in range(4)]\n"
-        f"after_generation(Path({str(tmp_path / 'g.jsonl')!r}), rs, quiet={quiet})\n"
+        f"out = Path({str(tmp_path / 'g.jsonl')!r})\n"
+        "write_records(rs, out)\n"
+        f"after_generation(out, quiet={quiet})\n"
         "print('DONE')\n"
     )
     env = {

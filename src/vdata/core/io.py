@@ -16,10 +16,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from vdata.core.errors import UserError
-from vdata.core.records import RECORD_FIELDS, Record
+from vdata.core.records import RECORD_FIELDS, Record, file_row_values, parse_record
 
 FORMATS = ("jsonl", "csv", "parquet")
 # Record fields that hold structured values; CSV stores them as JSON strings.
@@ -113,14 +111,6 @@ def write_records(records: Iterable[Record], path: Path, fmt: str | None = None)
     return len(rows)
 
 
-def _coerce(d: dict[str, Any]) -> dict[str, Any]:
-    out = {k: v for k, v in d.items() if k in RECORD_FIELDS and v is not None and v != ""}
-    for k in _JSON_FIELDS:
-        if isinstance(out.get(k), str):
-            out[k] = json.loads(out[k])
-    return out
-
-
 def iter_raw_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield (line/row number, dict) from a JSONL, JSON-array, CSV or Parquet file."""
     if not path.exists():
@@ -162,13 +152,15 @@ def iter_raw_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def read_records(path: Path) -> list[Record]:
-    """Read and validate vdata records; errors name the file and line."""
+    """Read and validate vdata records (columns that are not record fields are ignored); errors name the
+    file, the line and the field."""
     out: list[Record] = []
     for n, row in iter_raw_rows(path):
         try:
-            out.append(Record(**_coerce(row)))
-        except (ValidationError, TypeError, json.JSONDecodeError) as e:
-            raise UserError(f"{path}:{n}: not a valid vdata record: {e}".splitlines()[0]) from e
+            values = file_row_values(row)
+            out.append(parse_record({k: v for k, v in values.items() if k in RECORD_FIELDS}))
+        except ValueError as e:
+            raise UserError(f"{path}:{n}: not a valid vdata record: {e}") from e
     return out
 
 

@@ -6,13 +6,16 @@ sentence produced twice (by two runs, two providers or two contributors) is reco
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
 import re
 import unicodedata
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from vdata import __version__
 
@@ -98,3 +101,74 @@ class Record(BaseModel):
 
 
 RECORD_FIELDS: tuple[str, ...] = tuple(Record.model_fields)
+
+
+# Longest value the public dataset server stores per record field (the text is limited by the Record model).
+FIELD_LIMITS: dict[str, int] = {
+    "target": 1000,
+    "attribute": 1000,
+    "category": 200,
+    "strategy": 40,
+    "provider": 200,
+    "model": 300,
+    "prompt_sha256": 64,
+    "created_at": 40,
+    "vdata_version": 40,
+}
+# Record fields that hold structured values; files such as CSV hold them as JSON text.
+JSON_FIELDS: tuple[str, ...] = ("attributes", "params")
+
+
+def file_row_values(row: object) -> dict[str, Any]:
+    """A row read from a file (JSON lines, CSV, Parquet) made ready for `parse_record`: empty cells and
+    nulls dropped (the field takes its default), `attributes`/`params` held as JSON text decoded.
+    Raises ValueError(reason)."""
+    if not isinstance(row, dict):
+        raise ValueError("not a JSON object")
+    values = {k: v for k, v in row.items() if v is not None and v != ""}
+    for key in JSON_FIELDS:
+        if isinstance(values.get(key), str):
+            try:
+                values[key] = json.loads(values[key])
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{key}: not valid JSON ({e.msg})") from None
+    return values
+
+
+def parse_record(row: object) -> Record:
+    """One record from untyped data (a JSON object, or a file row after `file_row_values`); a null value
+    means the field's default. Raises ValueError(reason) naming the field at fault."""
+    if not isinstance(row, dict):
+        raise ValueError("not a JSON object")
+    unknown = [str(k) for k in row if k not in RECORD_FIELDS]
+    if unknown:
+        raise ValueError(f"unknown field(s) {', '.join(unknown)}; allowed: {', '.join(RECORD_FIELDS)}")
+    try:
+        return Record(**{k: v for k, v in row.items() if v is not None})
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "record"
+        raise ValueError(f"{where}: {first['msg']}") from None
+
+
+# Categories repeat across a batch; canonicalise each spelling once.
+_canonical_category = functools.lru_cache(maxsize=4096)(validate_category)
+
+
+def check_publishable(record: Record, strategies: Collection[str] | None = None) -> Record:
+    """The public dataset's rules on top of the Record model: field lengths (FIELD_LIMITS), no NUL
+    characters (PostgreSQL text cannot hold one), a known category (made canonical in place) and, when
+    `strategies` is given, a strategy among them. Returns the record; raises ValueError(reason)."""
+    if "\x00" in record.text:
+        raise ValueError("text: contains a NUL character")
+    for name, limit in FIELD_LIMITS.items():
+        value = getattr(record, name)
+        if len(value) > limit:
+            raise ValueError(f"{name}: longer than {limit} characters")
+        if "\x00" in value:
+            raise ValueError(f"{name}: contains a NUL character")
+    if record.category:
+        record.category = _canonical_category(record.category)
+    if strategies is not None and record.strategy and record.strategy not in strategies:
+        raise ValueError(f"strategy: unknown {record.strategy!r}; allowed: {', '.join(strategies)}")
+    return record

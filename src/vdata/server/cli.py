@@ -6,6 +6,7 @@ import os
 import shlex
 import subprocess
 import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import typer
@@ -43,7 +44,11 @@ def _sql_from_editor() -> str:
     return sql
 
 
-def register(app: typer.Typer) -> None:
+def register(app: typer.Typer, *, strategy_names: Callable[[], Sequence[str]] | None = None) -> None:
+    """Add serve, push and pull to `app`. `strategy_names`: the strategy names contributed records may
+    carry, asked when the server starts (the top-level CLI passes the generate stage's registry); None
+    keeps the server's default, the built-in strategies."""
+
     @app.command()
     def serve(
         db: str = typer.Option(
@@ -71,7 +76,11 @@ def register(app: typer.Typer) -> None:
         from vdata.server.settings import ServerSettings
 
         settings = ServerSettings.from_env(
-            db, batch_size=batch_size, query_timeout_s=query_timeout, query_row_limit=query_row_limit
+            db,
+            batch_size=batch_size,
+            query_timeout_s=query_timeout,
+            query_row_limit=query_row_limit,
+            strategies=tuple(strategy_names()) if strategy_names else None,
         )
         configure_logging()
         if not 0 < port < 65536:
@@ -102,18 +111,14 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Upload records to a vdata server; they are published once a moderator approves them."""
         from rich.console import Console
-        from rich.progress import Progress
 
+        from vdata.core.progress import rich_progress_factory
         from vdata.server.client import push_records, resolve_server, validate_rows
 
         url = resolve_server(server)
         records, rejected = validate_rows(file)
-        console = Console(stderr=True)
-        with Progress(console=console, transient=True) as progress:
-            task = progress.add_task("uploading", total=len(records))
-            report = push_records(
-                records, url, contributor=contributor, on_batch=lambda n: progress.update(task, completed=n)
-            )
+        progress = rich_progress_factory(Console(stderr=True), transient=True)
+        report = push_records(records, url, contributor=contributor, progress=progress)
         report.rejected[:0] = rejected
         typer.echo(
             f"accepted {len(report.accepted)} (pending review), duplicates {len(report.duplicates)}, rejected {len(report.rejected)}"

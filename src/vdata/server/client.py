@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from pydantic import ValidationError
 
 from vdata.core.errors import UserError
 from vdata.core.io import atomic_path, iter_raw_rows
-from vdata.core.records import RECORD_FIELDS, Record
+from vdata.core.progress import ProgressFactory, no_progress
+from vdata.core.records import Record, check_publishable, file_row_values, parse_record
+from vdata.core.retry import backoff_delay, parse_retry_after
 from vdata.server.db import PUBLIC_COLUMNS
 
 DEFAULT_BATCH = 500
@@ -57,15 +58,6 @@ class PushReport:
     rejected: list[tuple[str, str]] = field(default_factory=list)
 
 
-def _retry_delay(response: httpx.Response | None, attempt: int) -> float:
-    if response is not None and "retry-after" in response.headers:
-        try:
-            return min(float(response.headers["retry-after"]), 60.0)
-        except ValueError:
-            pass
-    return min(0.5 * 2**attempt, 8.0)
-
-
 def _request_with_retries(
     client: httpx.Client,
     method: str,
@@ -74,7 +66,8 @@ def _request_with_retries(
     sleep: Callable[[float], None] = time.sleep,
     **kwargs: Any,
 ) -> httpx.Response:
-    """Send a request; retry connection errors, 429 and 5xx with backoff (honouring Retry-After)."""
+    """Send a request; retry connection errors, 429 and 5xx with full-jitter backoff, never sooner than
+    the server's Retry-After (at most a minute)."""
     last_error: Exception | None = None
     for attempt in range(MAX_ATTEMPTS):
         response: httpx.Response | None = None
@@ -87,7 +80,10 @@ def _request_with_retries(
                 return response
             last_error = None
         if attempt + 1 < MAX_ATTEMPTS:
-            sleep(_retry_delay(response, attempt))
+            retry_after = (
+                parse_retry_after(response.headers.get("retry-after")) if response is not None else None
+            )
+            sleep(backoff_delay(attempt, retry_after, base=0.5, cap=8.0, max_retry_after=60.0))
     if last_error is not None:
         raise ServerUnreachable(
             f"cannot reach the vdata server at {client.base_url} ({type(last_error).__name__}: {last_error}); "
@@ -116,32 +112,15 @@ def _server_batch_limit(client: httpx.Client, sleep: Callable[[float], None]) ->
 
 
 def validate_rows(path: Path) -> tuple[list[Record], list[tuple[str, str]]]:
-    """Read FILE and validate every row as a Record; invalid rows are reported, not fatal."""
+    """Read FILE and check every row by the public server's rules (`check_publishable`; which strategy
+    names it accepts is the server's to say); invalid rows are reported as ("file:line", reason)."""
     records: list[Record] = []
     rejected: list[tuple[str, str]] = []
     for line, row in iter_raw_rows(path):
-        if not isinstance(row, dict):
-            rejected.append((f"{path}:{line}", "not a JSON object"))
-            continue
-        clean = {k: v for k, v in row.items() if k in RECORD_FIELDS and v is not None and v != ""}
-        extra = sorted(set(row) - set(RECORD_FIELDS))
-        if extra:
-            rejected.append((f"{path}:{line}", f"unknown field(s) {extra}"))
-            continue
-        for key in ("attributes", "params"):
-            if isinstance(clean.get(key), str):
-                try:
-                    clean[key] = json.loads(clean[key])
-                except json.JSONDecodeError:
-                    rejected.append((f"{path}:{line}", f"{key} is not valid JSON"))
-                    break
-        else:
-            try:
-                records.append(Record(**clean))
-            except ValidationError as e:
-                first = e.errors()[0]
-                where = ".".join(str(p) for p in first["loc"]) or "record"
-                rejected.append((f"{path}:{line}", f"{where}: {first['msg']}"))
+        try:
+            records.append(check_publishable(parse_record(file_row_values(row))))
+        except ValueError as e:
+            rejected.append((f"{path}:{line}", str(e)))
     return records, rejected
 
 
@@ -152,7 +131,7 @@ def push_records(
     contributor: str | None = None,
     batch_size: int | None = None,
     timeout: float = 30.0,
-    on_batch: Callable[[int], None] | None = None,
+    progress: ProgressFactory = no_progress,
     sleep: Callable[[float], None] = time.sleep,
 ) -> PushReport:
     """PUT records to SERVER in batches. Records the server rejects are reported and the rest re-sent.
@@ -162,7 +141,10 @@ def push_records(
     """
     report = PushReport()
     params = {"contributor": contributor} if contributor else {}
-    with httpx.Client(base_url=server, timeout=timeout) as client:
+    with (
+        httpx.Client(base_url=server, timeout=timeout) as client,
+        progress("uploading", len(records), "records") as task,
+    ):
         size = batch_size or min(DEFAULT_BATCH, _server_batch_limit(client, sleep))
         for start in range(0, len(records), size):
             batch = [r.to_dict() for r in records[start : start + size]]
@@ -182,8 +164,7 @@ def push_records(
                     batch = [r for i, r in enumerate(batch) if i not in bad]
                     continue
                 raise UserError(f"server refused the upload ({response.status_code}): {_reason(response)}")
-            if on_batch:
-                on_batch(min(start + size, len(records)))
+            task.update(completed=min(start + size, len(records)))
     return report
 
 

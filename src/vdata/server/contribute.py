@@ -1,5 +1,7 @@
 """The question `vdata gen` asks when it finishes: contribute the new records to the public server?
 
+The top-level CLI calls `after_generation(out_path, quiet=...)` once `vdata gen` has written its output.
+
 Asked only in an interactive terminal (stdin and stdout are TTYs), only when a server is configured,
 never with --quiet, and never when the user said `contribute = never` (config) or VDATA_CONTRIBUTE=never.
 Afterwards a short donation message is shown once per user (a marker file in the data dir remembers
@@ -20,6 +22,7 @@ from rich.prompt import IntPrompt, Prompt
 
 from vdata.core.config import UserConfig, load_user_config
 from vdata.core.errors import UserError
+from vdata.core.io import read_records
 from vdata.core.paths import data_dir
 from vdata.core.records import Record
 
@@ -47,15 +50,25 @@ def _rich_int(question: str, default: int) -> int:
     return IntPrompt.ask(question, default=default)
 
 
-def after_generation(out_path: Path, records: Sequence[Record], quiet: bool) -> None:
-    """Offer to contribute `records` (just written to `out_path`) to the configured server."""
-    if quiet or not records or not _is_interactive():
-        return
+def after_generation(out_path: Path, *, quiet: bool, console: Console | None = None) -> str:
+    """Offer to contribute the records `vdata gen` just wrote to `out_path` to the configured server.
+
+    The top-level CLI calls this after `vdata gen` (no stage calls it). Returns what happened: skipped
+    (quiet, not a terminal, no server configured, `contribute = never`, or no records), declined,
+    pushed, unreachable or failed. The records are read from `out_path` only when the offer is made.
+    """
+    if quiet or not _is_interactive():
+        return "skipped"
     try:
         config = load_user_config()
     except UserError:
-        return  # a broken config file is reported by the commands that need it, not by this courtesy prompt
-    offer_contribution(out_path, records, config, Console(), _rich_choice, _rich_int)
+        return "skipped"  # a broken config file is reported by the commands that need it, not here
+    if config.contribute == "never" or not config.server:
+        return "skipped"  # decided before reading the output, which may be large
+    records = read_records(out_path)
+    if not records:
+        return "skipped"
+    return offer_contribution(out_path, records, config, console or Console(), _rich_choice, _rich_int)
 
 
 def offer_contribution(

@@ -135,3 +135,16 @@ def head_revision() -> str | None:
 def ping(engine: Engine) -> None:
     with engine.connect() as connection:
         connection.execute(text("SELECT 1"))
+
+
+def may_take_role(engine: Engine, role: str) -> bool:
+    """PostgreSQL: whether `role` exists and the server's user is a member of it (may SET ROLE to it)."""
+    with engine.connect() as connection:
+        return bool(
+            connection.execute(
+                text(
+                    "SELECT pg_has_role(current_user, r.oid, 'MEMBER') FROM pg_roles r WHERE r.rolname = :n"
+                ),
+                {"n": role},
+            ).scalar()
+        )

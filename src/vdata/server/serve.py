@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import logging
 import os
 import sys
@@ -58,7 +56,7 @@ def run_workers(settings: ServerSettings, host: str, port: int, workers: int) ->
     engine = db.make_engine(settings.db_url)
     db.upgrade(engine)
     engine.dispose()
-    os.environ[SETTINGS_ENV] = json.dumps(dataclasses.asdict(settings))
+    os.environ[SETTINGS_ENV] = settings.model_dump_json()
     uvicorn.run(
         "vdata.server.serve:app_from_env",
         factory=True,
@@ -77,7 +75,7 @@ def app_from_env() -> Any:
     from vdata.server.app import create_app
 
     configure_logging()
-    settings = ServerSettings(**json.loads(os.environ[SETTINGS_ENV]))
+    settings = ServerSettings.model_validate_json(os.environ[SETTINGS_ENV])
     return create_app(settings, migrate=False)
 
 

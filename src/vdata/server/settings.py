@@ -1,4 +1,4 @@
-"""Server settings: one frozen dataclass, from `vdata serve` options and environment variables.
+"""Server settings: one frozen, typed model, from `vdata serve` options and environment variables.
 
 The moderator token comes only from the environment (VDATA_MODERATOR_TOKEN), so it never lands in a
 shell history or a config file.
@@ -7,11 +7,17 @@ shell history or a config file.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import ConfigDict, Field
 
 from vdata.core.errors import UserError
 from vdata.core.paths import data_dir
+from vdata.core.settings import StageSettings, validate_settings
+
+# The strategy names a contributed record may carry. `vdata serve` passes the generate stage's registry
+# (the server itself never imports a stage); this default is the built-in strategies.
+DEFAULT_STRATEGIES: tuple[str, ...] = ("targeted", "general", "attributed", "simple", "loss_guided")
 
 
 def default_db_url() -> str:
@@ -45,21 +51,25 @@ ENV_LIMITS: dict[str, tuple[str, type]] = {
 }
 
 
-@dataclass(frozen=True)
-class ServerSettings:
+class ServerSettings(StageSettings):
+    model_config = ConfigDict(frozen=True)
+
     db_url: str
     moderator_token: str | None = None
-    max_body_bytes: int = 4 * 1024 * 1024
-    batch_size: int = 1000
-    max_page: int = 10_000
-    query_timeout_s: float = 1.0
-    query_row_limit: int = 10_000
+    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1)
+    batch_size: int = Field(1000, ge=1)
+    max_page: int = Field(10_000, ge=1)
+    query_timeout_s: float = Field(1.0, gt=0)
+    query_row_limit: int = Field(10_000, ge=1)
     # PUT rate limit per client address: token bucket refilled at `put_rate` requests/s, holding `put_burst`.
-    put_rate: float = 5.0
-    put_burst: int = 20
+    put_rate: float = Field(5.0, gt=0)
+    put_burst: int = Field(20, ge=1)
     readonly_role: str = "vdata_readonly"
     donate_url: str | None = None
     donate_message: str = "vdata and its public dataset are run by volunteers. If the data helped you, please consider a donation."
+    strategies: tuple[Annotated[str, Field(min_length=1, max_length=40)], ...] = Field(
+        DEFAULT_STRATEGIES, min_length=1
+    )
 
     @property
     def is_sqlite(self) -> bool:
@@ -81,10 +91,9 @@ class ServerSettings:
             values["donate_message"] = os.environ["VDATA_DONATE_MESSAGE"]
         values["moderator_token"] = os.environ.get("VDATA_MODERATOR_TOKEN") or None
         values.update({k: v for k, v in overrides.items() if v is not None})
-        for key in ("batch_size", "max_body_bytes", "query_row_limit", "max_page", "put_burst"):
-            if values.get(key) is not None and int(values[key]) < 1:
-                raise UserError(f"{key} must be at least 1")
-        for key in ("query_timeout_s", "put_rate"):
-            if values.get(key) is not None and float(values[key]) <= 0:
-                raise UserError(f"{key} must be positive")
-        return cls(**values)
+        return validate_settings(
+            cls,
+            values,
+            source="server settings",
+            hint="Check the options of vdata serve and VDATA_* variables.",
+        )
