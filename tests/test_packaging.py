@@ -52,9 +52,10 @@ def test_server_extra_has_no_ml_dependencies(server_venv: Path) -> None:
 
 def test_server_extra_serves_and_stores(server_venv: Path, tmp_path: Path) -> None:
     port = _free_port()
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("VDATA_", "PYTHON"))
-    } | {"VDATA_HOME": str(tmp_path / "home"), "VDATA_MODERATOR_TOKEN": "secret-token"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VDATA_", "PYTHON"))} | {
+        "VDATA_HOME": str(tmp_path / "home"),
+        "VDATA_MODERATOR_TOKEN": "secret-token",
+    }
     proc = subprocess.Popen(
         [
             str(server_venv / "bin" / "vdata"),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -13,6 +15,7 @@ from typer.core import TyperGroup
 
 from vdata import __version__
 from vdata.core.errors import UserError
+from vdata.core.records import Record
 
 # Click's base exception, found through a name typer exports: newer typer versions carry their own copy of
 # click, so `click.ClickException` would not catch a usage error such as an unknown flag.
@@ -55,6 +58,28 @@ app = typer.Typer(
 STAGES = ("generate", "evaluate", "audit", "debias", "server", "pipeline")
 
 
+def _offer_contribution(out: Path, records: Sequence[Record], quiet: bool) -> None:
+    """After `vdata gen` wrote records: the server stage's offer to contribute them (wired here, the only
+    place where two stages meet on the command line)."""
+    from vdata.server.contribute import after_generation
+
+    after_generation(out, quiet=quiet)
+
+
+def _strategy_names() -> tuple[str, ...]:
+    """The generation strategies the server accepts: the generate stage's registry."""
+    from vdata.generate.strategy_registry import STRATEGIES
+
+    return tuple(STRATEGIES.names())
+
+
+# What each stage's `register` receives from the others (by callbacks, so stages never import each other).
+STAGE_HOOKS: dict[str, dict[str, Callable[..., Any]]] = {
+    "generate": {"after_generate": _offer_contribution},
+    "server": {"strategy_names": _strategy_names},
+}
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"vdata {__version__}")
@@ -77,7 +102,7 @@ for _stage in STAGES:
         if _e.name != f"vdata.{_stage}.cli":
             raise
         continue
-    _mod.register(app)
+    _mod.register(app, **STAGE_HOOKS.get(_stage, {}))
 
 
 def main() -> None:

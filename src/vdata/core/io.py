@@ -17,11 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from vdata.core.errors import UserError
-from vdata.core.records import RECORD_FIELDS, Record, file_row_values, parse_record
+from vdata.core.records import JSON_FIELDS, RECORD_FIELDS, Record, file_row_values, parse_record
 
 FORMATS = ("jsonl", "csv", "parquet")
-# Record fields that hold structured values; CSV stores them as JSON strings.
-_JSON_FIELDS = ("attributes", "params")
 
 
 def format_for(path: Path, explicit: str | None = None) -> str:
@@ -80,7 +78,7 @@ def write_json_atomic(path: Path, doc: Any, indent: int | None = 2) -> None:
 
 def row_for_csv(d: dict[str, Any]) -> dict[str, Any]:
     return {
-        k: (json.dumps(d[k], ensure_ascii=False) if k in _JSON_FIELDS and d[k] is not None else d[k])
+        k: (json.dumps(d[k], ensure_ascii=False) if k in JSON_FIELDS and d[k] is not None else d[k])
         for k in RECORD_FIELDS
     }
 
@@ -105,7 +103,7 @@ def write_records(records: Iterable[Record], path: Path, fmt: str | None = None)
             import pyarrow.parquet as pq
 
             cols = {k: [d[k] for d in rows] for k in RECORD_FIELDS}
-            for k in _JSON_FIELDS:
+            for k in JSON_FIELDS:
                 cols[k] = [json.dumps(v, ensure_ascii=False) if v is not None else None for v in cols[k]]
             pq.write_table(pa.table(cols), tmp)
     return len(rows)

@@ -86,4 +86,3 @@ def rich_progress_factory(console: Console | None = None, transient: bool = Fals
 def progress_factory(enabled: bool, console: Console | None = None) -> ProgressFactory:
     """`rich_progress_factory(console)` when enabled, else `no_progress`."""
     return rich_progress_factory(console) if enabled else no_progress
-
