@@ -108,7 +108,7 @@ def main() -> None:
     )
     out = args.work / "records.jsonl"
     t0 = time.perf_counter()
-    summary = generate(options, out, quiet=True)
+    summary = generate(options, out)
     gen_seconds = time.perf_counter() - t0
     records = read_records(out)
     side_path = Path(f"{out}.loss_guided.jsonl")

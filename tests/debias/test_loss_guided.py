@@ -151,7 +151,7 @@ def test_rounds_feed_top_and_bottom_k_back(
 
 @pytest.fixture
 def stub_server() -> Iterator[Any]:
-    from vdata.generate.stub_server import StubConfig, StubServer
+    from generate.stub_server import StubConfig, StubServer
 
     server = StubServer(StubConfig()).start_in_thread()
     yield server
@@ -180,7 +180,7 @@ def test_tiny_loss_guided_run(
         }
     )
     out = tmp_path / "lg.jsonl"
-    summary = generate(options, out, api_key="k", quiet=True)
+    summary = generate(options, out, api_key="k")
     records = read_records(out)
     assert summary.records == len(records) == 18
     side = [json.loads(x) for x in (tmp_path / "lg.jsonl.loss_guided.jsonl").read_text().splitlines()]

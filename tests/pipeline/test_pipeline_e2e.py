@@ -16,8 +16,8 @@ name: e2e
 model: smollm2-135m
 workdir: {work}
 data: [{data}]
-audit: {{filter: true, no_plots: true, embed_sample: 0, sample: 50}}
-debias: {{method: lora, objective: sentence, limit: 24, epochs: 1, batch_size: 8, max_length: 32, quiet: true}}
+audit: {{filter: true, plots: false, embed_sample: 0, sample: 50}}
+debias: {{method: lora, objective: sentence, limit: 24, epochs: 1, batch_size: 8, max_length: 32}}
 eval: {{benchmarks: [crows_pairs], bias_types: [gender], limit: 8}}
 """
 

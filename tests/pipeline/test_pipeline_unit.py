@@ -6,19 +6,36 @@ from pathlib import Path
 import pytest
 
 from vdata.core.errors import UserError
-from vdata.pipeline.run import build_plan, comparison_rows
-from vdata.pipeline.spec import as_flags, load_spec
+from vdata.evaluate.report import comparison_rows
+from vdata.pipeline.run import build_plan
+from vdata.pipeline.spec import load_spec
 from vdata.pipeline.steps import Step, StepRunner
 
 
-def test_as_flags() -> None:
-    assert as_flags({"bias_types": ["gender", "race"], "merge": True, "limit": 5, "x": None, "y": False}) == [
-        "--bias-types",
-        "gender,race",
-        "--merge",
-        "--limit",
-        "5",
-    ]
+def test_every_section_is_validated_before_anything_runs(tmp_path: Path) -> None:
+    """A mistyped key or a bad value in a late section fails at load, naming section and key."""
+    p = tmp_path / "p.yaml"
+    cases = {
+        "debias: {epoch: 2}": "debias.epoch",
+        "debias: {method: prefix}": "debias.method",
+        "eval: {split: train}": "eval.split",
+        "audit: {near_threshold: 7}": "audit.near_threshold",
+        "generate: {options: {count: 0}}": "count",
+    }
+    for section, named in cases.items():
+        p.write_text(f"name: x\ndata: [a.jsonl]\n{section}\n")
+        with pytest.raises(UserError, match=named.replace(".", r"\.")):
+            load_spec(p)
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["p.yaml"]  # nothing was written
+
+
+def test_plan_writes_nothing(tmp_path: Path) -> None:
+    p = tmp_path / "p.yaml"
+    p.write_text("name: quiet\ngenerate: {options: {count: 3}}\naudit: {filter: true}\n")
+    plan = build_plan(load_spec(p), tmp_path)
+    assert not plan.workdir.exists()
+    assert [StepRunner(plan.workdir).status(s) for s in plan.steps] == ["to run"] * 5
+    assert not plan.workdir.exists()  # --dry-run looks without writing
 
 
 def test_spec_errors_name_the_key(tmp_path: Path) -> None:
@@ -49,39 +66,53 @@ def test_plan_chains_outputs_to_inputs(tmp_path: Path) -> None:
     assert audit.inputs == gen.outputs
     assert debias.inputs[0] == audit.outputs[1]  # trains on the filtered data
     assert after.inputs == debias.outputs
-    assert "--bias-types" in after.argv and "gender" in after.argv
+    assert after.settings["bias_types"] == ["gender"] and after.settings["limit"] == 10
+    assert debias.settings["epochs"] == 1 and debias.settings["data"] == [str(audit.outputs[1])]
+
+
+def _noop() -> str:
+    return "nothing to do"
 
 
 def test_fingerprint_changes_with_input_content(tmp_path: Path) -> None:
     f = tmp_path / "in.txt"
     f.write_text("a")
-    step = Step("s", ["x"], inputs=[f])
+    step = Step("s", _noop, inputs=[f], settings={"k": 1})
     fp1 = step.fingerprint()
     assert fp1 == step.fingerprint()
     f.write_text("b")
     assert step.fingerprint() != fp1
+    assert Step("s", _noop, inputs=[f], settings={"k": 2}).fingerprint() != step.fingerprint()
     with pytest.raises(UserError, match="missing"):
-        Step("t", ["x"], inputs=[tmp_path / "nope"]).fingerprint()
+        Step("t", _noop, inputs=[tmp_path / "nope"]).fingerprint()
 
 
 def test_runner_skips_finished_steps_and_reruns_changed(tmp_path: Path) -> None:
-    out = tmp_path / "schema.json"
-    # A real vdata command that writes a file: `vdata run --dry-run` of a tiny pipeline prints the plan.
-    spec = tmp_path / "p.yaml"
-    spec.write_text("name: t\ndata: [d.jsonl]\n")
-    (tmp_path / "d.jsonl").write_text("")
-    step = Step(
-        "plan", ["run", str(spec), "--dry-run"], inputs=[spec], outputs=[tmp_path / "steps" / "plan.log"]
-    )
+    source, out = tmp_path / "in.txt", tmp_path / "out.txt"
+    source.write_text("one")
+    calls: list[str] = []
+
+    def copy() -> str:
+        calls.append(source.read_text())
+        out.write_text(source.read_text().upper())
+        return "copied"
+
+    step = Step("copy", copy, inputs=[source], outputs=[out])
     runner = StepRunner(tmp_path, echo=lambda *_: None)
     assert runner.run(step).status == "ran"
-    assert "debias" in (tmp_path / "steps" / "plan.log").read_text()
+    assert out.read_text() == "ONE" and "copied" in (tmp_path / "steps" / "copy.log").read_text()
     assert runner.run(step).status == "skipped"
-    spec.write_text("name: t2\ndata: [d.jsonl]\n")
+    source.write_text("two")
+    assert runner.run(step).status == "ran" and calls == ["one", "two"]
+    out.unlink()  # a missing output reruns the step too
     assert runner.run(step).status == "ran"
-    failing = Step("bad", ["run", str(tmp_path / "missing.yaml")], outputs=[out])
-    with pytest.raises(UserError, match="failed"):
-        runner.run(failing)
+
+    def fail() -> str:
+        raise UserError("the data file is empty")
+
+    with pytest.raises(UserError, match="failed: the data file is empty"):
+        runner.run(Step("bad", fail, outputs=[tmp_path / "never.txt"]))
+    assert not (tmp_path / "steps" / "bad.json").exists()
 
 
 def test_comparison_rows_mark_separated_intervals() -> None:

@@ -27,31 +27,6 @@ def _default_out(model: str) -> Path:
     return Path(f"eval-{slug}.json")
 
 
-def _write_json(path: Path, doc: Any) -> None:
-    from vdata.core.io import atomic_path
-
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-
-
-def _write_outputs(
-    results: dict[str, Any], out: Path, predictions: dict[str, Any] | None, predictions_out: Path | None
-) -> list[Path]:
-    from vdata.core.io import atomic_path
-    from vdata.evaluate.report import bar_chart, markdown_summary
-
-    written = []
-    if predictions_out is not None and predictions is not None:
-        _write_json(predictions_out, predictions)
-        written.append(predictions_out)
-    md, png = out.with_suffix(".md"), out.with_suffix(".png")
-    with atomic_path(md) as tmp:
-        tmp.write_text(markdown_summary(results), encoding="utf-8")
-    bar_chart(results, png)
-    _write_json(out, results)  # last: a results file exists only when everything else succeeded
-    return [*written, md, png, out]
-
-
 def _compare(paths: list[str], out: Path | None, quiet: bool) -> None:
     from vdata.core.io import atomic_path, check_writable
     from vdata.evaluate.report import compare_table
@@ -127,6 +102,7 @@ def register(app: typer.Typer) -> None:
         from vdata.core.io import check_writable
         from vdata.core.progress import progress_factory
         from vdata.core.settings import validate_settings
+        from vdata.evaluate.report import write_results
         from vdata.evaluate.runner import run_from_predictions, run_model
 
         args = list(args or [])
@@ -167,7 +143,7 @@ def register(app: typer.Typer) -> None:
             results, predictions = run_from_predictions(from_predictions, settings), None
         else:
             results, predictions = run_model(model, settings, progress_factory(not quiet))
-        written = _write_outputs(results, out, predictions, predictions_out)
+        written = write_results(results, out, predictions, predictions_out)
         if not quiet:
             from vdata.evaluate.report import markdown_summary
 

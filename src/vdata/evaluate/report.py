@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NotRequired, TypedDict
 
-from vdata.core.io import atomic_path
+from vdata.core.io import atomic_path, write_json_atomic, write_text_atomic
 from vdata.evaluate.registry import all_benchmarks
 
 
@@ -203,3 +203,24 @@ def compare_table(before: dict[str, Any], after: dict[str, Any]) -> str:
         f"`*` {marked} change(s) whose 95% bootstrap intervals do not overlap (unlikely to be noise).",
     ]
     return "\n".join(lines) + "\n"
+
+
+def write_results(
+    results: dict[str, Any],
+    out: Path,
+    predictions: dict[str, Any] | None = None,
+    predictions_out: Path | None = None,
+) -> list[Path]:
+    """Write `vdata eval`'s outputs: predictions (if asked), OUT.md, OUT.png, then OUT (the results JSON).
+
+    The results file is written last, so it exists only when everything else succeeded.
+    """
+    written: list[Path] = []
+    if predictions_out is not None and predictions is not None:
+        write_json_atomic(predictions_out, predictions)
+        written.append(predictions_out)
+    md, png = out.with_suffix(".md"), out.with_suffix(".png")
+    write_text_atomic(md, markdown_summary(results))
+    bar_chart(results, png)
+    write_json_atomic(out, results)
+    return [*written, md, png, out]

@@ -16,7 +16,7 @@ model: smollm2-135m
 generate:
   options: {strategy: targeted, categories: [gender], count: 40}
 audit: {filter: true}
-debias: {method: lora, objective: sentence, cda: gender, epochs: 2}
+debias: {method: lora, objective: sentence, cda: [gender], epochs: 2}
 eval: {benchmarks: [stereoset, crows_pairs], bias_types: [gender], limit: 200}
 """
 
@@ -35,19 +35,17 @@ def register(app: typer.Typer) -> None:
         ),
         quiet: bool = typer.Option(False, "--quiet", help="Print nothing but errors and the report path."),
     ) -> None:
+        from vdata.core.progress import progress_factory
+        from vdata.pipeline.steps import StepRunner
+
         console = Console(quiet=quiet)
         spec = load_spec(pipeline)
-        plan = build_plan(spec, pipeline.resolve().parent)
+        plan = build_plan(spec, pipeline.resolve().parent, progress_factory(not quiet, console))
         if dry_run:
-            from vdata.pipeline.steps import StepRunner
-
             runner = StepRunner(plan.workdir, echo=console.print)
             for step in plan.steps:
-                try:
-                    state = "up to date" if runner.is_done(step, step.fingerprint()) else "to run"
-                except Exception:  # inputs produced by earlier steps do not exist yet
-                    state = "to run"
-                Console().print(f"{step.name:12s} {state:10s} vdata {' '.join(step.argv)}")
+                outputs = ", ".join(map(str, step.outputs))
+                Console().print(f"{step.name:12s} {runner.status(step):10s} -> {outputs}", highlight=False)
             return
         report = execute(plan, spec, echo=console.print)
-        Console().print(f"report: {report}")
+        Console().print(f"report: {report}", highlight=False)

@@ -1,4 +1,10 @@
-"""Plan and run a pipeline, then write one report (before/after table with CIs, data, model, settings)."""
+"""Plan and run a pipeline in this process, then write one report (before/after table with CIs, data,
+model, settings).
+
+The pipeline is the one place besides the CLI that wires stages together: each step calls a stage's
+library entry point (`generate`, `run_audit`, `run_model`, `run_debias`) with that stage's own settings
+model, all of them built and validated by `build_plan` before the first step runs.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +14,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vdata.core.io import atomic_path
-from vdata.pipeline.spec import PipelineSpec, as_flags
+from vdata.audit.run import run_audit
+from vdata.audit.settings import AuditSettings
+from vdata.core.io import write_json_atomic, write_text_atomic
+from vdata.core.progress import ProgressFactory, no_progress
+from vdata.core.settings import validate_settings
+from vdata.debias.settings import DebiasSettings
+from vdata.debias.train import run_debias
+from vdata.evaluate.report import comparison_rows, write_results
+from vdata.evaluate.runner import run_model
+from vdata.evaluate.settings import EvalSettings
+from vdata.generate.engine import generate
+from vdata.generate.options import GenOptions
+from vdata.pipeline.spec import PipelineSpec, spec_document
 from vdata.pipeline.steps import Step, StepResult, StepRunner
 
 
@@ -22,30 +39,27 @@ class Plan:
     train_data: list[Path]
 
 
-def build_plan(spec: PipelineSpec, spec_dir: Path) -> Plan:
+def _json(settings: Any) -> dict[str, Any]:
+    return json.loads(settings.model_dump_json())
+
+
+def build_plan(spec: PipelineSpec, spec_dir: Path, progress: ProgressFactory = no_progress) -> Plan:
+    """Every step with its stage settings, built and validated now; writes nothing."""
     work = Path(spec.workdir) if spec.workdir else Path("runs") / spec.name
     work = work if work.is_absolute() else (spec_dir / work)
-    data_flags = ["--data-dir", spec.data_dir] if spec.data_dir else []
+    data_dir = spec.data_dir
     steps: list[Step] = []
     datasets: list[Path] = []
 
     if spec.generate is not None:
-        if spec.generate.options_file:
-            options_path = Path(spec.generate.options_file)
-            options_path = options_path if options_path.is_absolute() else spec_dir / options_path
-        else:
-            options_path = work / "gen-options.json"
-            options_path.parent.mkdir(parents=True, exist_ok=True)
-            text = json.dumps(spec.generate.options, indent=2, sort_keys=True)
-            if not options_path.exists() or options_path.read_text() != text:
-                options_path.write_text(text)
+        options = spec.generate.load(spec_dir)
         generated = work / "data" / "generated.jsonl"
         steps.append(
             Step(
                 "generate",
-                ["gen", str(generated), str(options_path), "--quiet"],
-                inputs=[options_path],
+                lambda: _generate(options, generated, progress),
                 outputs=[generated],
+                settings=_json(options),
             )
         )
         datasets.append(generated)
@@ -53,58 +67,99 @@ def build_plan(spec: PipelineSpec, spec_dir: Path) -> Plan:
 
     train_data = datasets
     if spec.audit is not None:
-        audit_opts = dict(spec.audit)
-        do_filter = bool(audit_opts.pop("filter", False))
-        audit_dir = work / "audit"
-        argv = ["audit", *map(str, datasets), "--out", str(audit_dir), *as_flags(audit_opts), *data_flags]
-        outputs = [audit_dir / "report.json"]
-        if do_filter:
-            clean = work / "data" / "clean.jsonl"
-            argv += ["--filter", str(clean)]
-            outputs.append(clean)
-            train_data = [clean]
-        steps.append(Step("audit", argv, inputs=list(datasets), outputs=outputs, config=spec.audit))
+        section = spec.audit.model_dump(exclude_unset=True)
+        clean = work / "data" / "clean.jsonl" if section.pop("filter", False) else None
+        audit = validate_settings(
+            AuditSettings,
+            {"data_dir": data_dir, **section, "data": datasets, "out": work / "audit", "filter": clean},
+            source="audit",
+            prefix="audit.",
+        )
+        outputs = [audit.out / "report.json", *([clean] if clean else [])]
+        train_data = [clean] if clean else datasets
+        steps.append(
+            Step(
+                "audit",
+                lambda: _audit(audit, progress),
+                inputs=list(datasets),
+                outputs=outputs,
+                settings=_json(audit),
+            )
+        )
 
-    eval_flags = [*as_flags(spec.eval), *data_flags]
+    evaluation = spec.eval
+    if evaluation.data_dir is None and data_dir is not None:
+        evaluation = evaluation.model_copy(update={"data_dir": Path(data_dir)})
     before = work / "eval" / "before.json"
     steps.append(
         Step(
             "eval-before",
-            ["eval", spec.model, "--out", str(before), "--quiet", *eval_flags],
+            lambda: _evaluate(spec.model, evaluation, before, progress),
             inputs=_local_inputs(spec.model),
             outputs=[before],
-            config=spec.eval,
+            settings={"model": spec.model, **_json(evaluation)},
         )
     )
     model_dir = work / "model"
+    debias = validate_settings(
+        DebiasSettings,
+        {
+            "data_dir": data_dir,
+            **spec.debias.model_dump(exclude_unset=True),
+            "model": spec.model,
+            "data": [str(p) for p in train_data],
+            "out": str(model_dir),
+        },
+        source="debias",
+        prefix="debias.",
+    )
     steps.append(
         Step(
             "debias",
-            [
-                "debias",
-                spec.model,
-                *map(str, train_data),
-                "--out",
-                str(model_dir),
-                *as_flags(spec.debias),
-                *data_flags,
-            ],
+            lambda: _debias(debias, progress),
             inputs=[*train_data, *_local_inputs(spec.model)],
             outputs=[model_dir / "manifest.json"],
-            config=spec.debias,
+            settings=_json(debias),
         )
     )
     after = work / "eval" / "after.json"
     steps.append(
         Step(
             "eval-after",
-            ["eval", str(model_dir), "--out", str(after), "--quiet", *eval_flags],
+            lambda: _evaluate(str(model_dir), evaluation, after, progress),
             inputs=[model_dir / "manifest.json"],
             outputs=[after],
-            config=spec.eval,
+            settings={"model": "debiased", **_json(evaluation)},
         )
     )
     return Plan(work, steps, before, after, train_data)
+
+
+def _generate(options: GenOptions, out: Path, progress: ProgressFactory) -> str:
+    summary = generate(options, out, progress=progress)  # no contribution offer inside a pipeline
+    if not summary.complete:
+        raise RuntimeError(
+            f"generation stopped early ({summary.stop_reason or 'incomplete'}); rerun to resume"
+        )
+    return f"{summary.records} records written to {out}"
+
+
+def _audit(settings: AuditSettings, progress: ProgressFactory) -> str:
+    result = run_audit(settings, progress)
+    kept = f"; {result['filter']['kept']} records kept in {settings.filter}" if result["filter"] else ""
+    return f"report in {settings.out}{kept}"
+
+
+def _evaluate(model: str, settings: EvalSettings, out: Path, progress: ProgressFactory) -> str:
+    results, _ = run_model(model, settings, progress)
+    write_results(results, out)
+    return f"results in {out}"
+
+
+def _debias(settings: DebiasSettings, progress: ProgressFactory) -> str:
+    result = run_debias(settings, progress)
+    resumed = f", resumed from step {result.resumed_from_step}" if result.resumed_from_step else ""
+    return f"debiased model in {result.out}{resumed}"
 
 
 def _local_inputs(model: str) -> list[Path]:
@@ -119,63 +174,6 @@ def execute(plan: Plan, spec: PipelineSpec, echo: Any = print) -> Path:
 
 
 # ---- report ---------------------------------------------------------------------------------------------
-
-
-def _ci_overlap(a: list[float] | None, b: list[float] | None) -> bool | None:
-    if not a or not b:
-        return None
-    return not (a[1] < b[0] or b[1] < a[0])
-
-
-def comparison_rows(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
-    """Rows of (metric, before, after, delta, ci's, significant) for every metric both results share."""
-    rows: list[dict[str, Any]] = []
-    sb = (before.get("stereoset") or {}).get("intrasentence") or {}
-    sa = (after.get("stereoset") or {}).get("intrasentence") or {}
-    for domain in [d for d in sb if d in sa]:
-        for key, ci_key in (("SS", "ss_ci95"), ("LMS", None), ("ICAT", None)):
-            if key in sb[domain] and key in sa[domain]:
-                rows.append(
-                    _row(
-                        f"StereoSet {domain} {key}",
-                        sb[domain][key],
-                        sa[domain][key],
-                        sb[domain].get(ci_key) if ci_key else None,
-                        sa[domain].get(ci_key) if ci_key else None,
-                    )
-                )
-    cb, ca = before.get("crows_pairs") or {}, after.get("crows_pairs") or {}
-    for btype in [t for t in cb if t in ca and isinstance(cb[t], dict) and "metric" in cb[t]]:
-        rows.append(
-            _row(
-                f"CrowS-Pairs {btype}",
-                cb[btype]["metric"],
-                ca[btype]["metric"],
-                cb[btype].get("ci95"),
-                ca[btype].get("ci95"),
-            )
-        )
-    if isinstance(before.get("perplexity"), int | float) and isinstance(after.get("perplexity"), int | float):
-        rows.append(_row("Perplexity", before["perplexity"], after["perplexity"], None, None))
-    return rows
-
-
-def _row(name: str, b: float, a: float, cib: list[float] | None, cia: list[float] | None) -> dict[str, Any]:
-    overlap = _ci_overlap(cib, cia)
-    row = {
-        "metric": name,
-        "before": b,
-        "after": a,
-        "delta": a - b,
-        "ci_before": cib,
-        "ci_after": cia,
-        "significant": (overlap is False),
-    }
-    # For bias scores where 50 is unbiased, the quantity to shrink is the distance from 50.
-    if name.startswith(("StereoSet", "CrowS")) and name.split()[-1] not in {"LMS", "ICAT"}:
-        db, da = abs(b - 50), abs(a - 50)
-        row["bias_reduction_pct"] = (100 * (db - da) / db) if db > 0 else math.nan
-    return row
 
 
 def _fmt(x: Any) -> str:
@@ -221,7 +219,7 @@ def write_report(plan: Plan, spec: PipelineSpec, results: list[StepResult]) -> P
         "## Settings",
         "",
         "```json",
-        json.dumps(spec.model_dump(), indent=2),
+        json.dumps(spec_document(spec), indent=2),
         "```",
         "",
         "## Steps",
@@ -240,16 +238,14 @@ def write_report(plan: Plan, spec: PipelineSpec, results: list[StepResult]) -> P
             "```",
         ]
     report = plan.workdir / "report.md"
-    with atomic_path(report) as tmp:
-        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_text_atomic(report, "\n".join(lines) + "\n")
     summary = {
         "name": spec.name,
         "rows": rows,
         "steps": [r.__dict__ | {"log": str(r.log)} for r in results],
         "before": str(plan.before),
         "after": str(plan.after),
-        "spec": spec.model_dump(),
+        "spec": spec_document(spec),
     }
-    with atomic_path(plan.workdir / "report.json") as tmp:
-        tmp.write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
+    write_json_atomic(plan.workdir / "report.json", summary)
     return report
