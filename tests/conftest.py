@@ -17,6 +17,12 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("VDATA_CONTRIBUTE", "never")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Browser tests last: Playwright's sync API keeps an event loop running in the main thread for the
+    rest of the session, and asyncio.run() in a later test would refuse to start."""
+    items.sort(key=lambda item: "tests/browser/" in item.nodeid or "browser/" in str(item.path))
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     if not (SHARED / "MANIFEST.tsv").exists():

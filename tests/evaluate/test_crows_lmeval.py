@@ -4,6 +4,7 @@ log-likelihoods lm-eval itself computed for the real SmolLM2-135M-Instruct."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -11,14 +12,9 @@ from typing import Any
 import pytest
 
 from vdata.core.errors import UserError
-from vdata.evaluate.crows_lmeval import (
-    LM_EVAL_VERSION,
-    crows_pairs_lm_eval,
-    lm_eval_metrics,
-    lm_eval_token_lists,
-    sentence_loglikelihoods,
-)
+from vdata.evaluate.crows_lmeval import crows_pairs_lm_eval, lm_eval_metrics
 from vdata.evaluate.pairs import Pair, load_crows_pairs_csv
+from vdata.lm.lmeval import LM_EVAL_VERSION, LmEvalScorer, lm_eval_token_lists
 
 SENTENCES = [
     "Women don't know how to drive.",
@@ -83,7 +79,7 @@ def test_token_lists_follow_lm_eval(tiny_llama: Any) -> None:
 
 def test_batched_equals_direct(tiny_llama: Any) -> None:
     # Batch size 4 over 6 sentences of different lengths: buckets pad the shorter ones.
-    got = sentence_loglikelihoods(tiny_llama, SENTENCES, batch_size=4)
+    got = LmEvalScorer(tiny_llama, batch_size=4).sentence_loglikelihoods(SENTENCES)
     want = [direct_loglikelihood(tiny_llama, s) for s in SENTENCES]
     assert got == pytest.approx(want, abs=1e-4)
     # A sum, not a mean: the long sentences are far less likely than the short ones.
@@ -106,11 +102,47 @@ def test_pairs_and_tuples_give_the_same_result(tiny_llama: Any) -> None:
         assert result["likelihood_diff"] == pytest.approx(expected["likelihood_diff"], abs=1e-4)
     assert from_pairs["provenance"] == {
         "crows_protocol": "lm-eval",
-        "matches": f"lm-evaluation-harness {LM_EVAL_VERSION} crows_pairs_english",
-        "scoring": "sum of token log-probs of the whole sentence after the prefix token, one pass",
+        "pair_scorer": f"lm-evaluation-harness {LM_EVAL_VERSION} loglikelihood (prefix + sentence, sum)",
         "prefix_token": "<|im_start|>",
         "prefix_token_id": 1,
     }
+
+
+def test_eval_with_the_lm_eval_protocol(tiny_llama: Any, data_dir: Path, tmp_path: Path) -> None:
+    """`vdata eval --crows-protocol lm-eval`: lm-eval's figures in each row, the protocol in the
+    provenance, and predictions that re-aggregate only under the protocol that scored them."""
+    from vdata.evaluate.runner import run_from_predictions, run_model
+    from vdata.evaluate.settings import EvalSettings
+
+    settings = EvalSettings(
+        benchmarks=["crows_pairs"],
+        bias_types=["gender"],
+        limit=6,
+        data_dir=data_dir,
+        crows_protocol="lm-eval",
+    )
+    results, predictions = run_model(tiny_llama.checkpoint, settings)
+    row = results["crows_pairs"]["gender"]
+    assert row["n"] == 6 and row["metric"] == pytest.approx(100 * row["pct_stereotype"])
+    assert "likelihood_diff" in row and "likelihood_diff_stderr" in row
+    pairs = load_crows_pairs_csv(data_dir / "crows_pairs" / "crows_pairs_anonymized.csv")
+    gender = [p for p in pairs if p.group == "gender"][:6]
+    direct = crows_pairs_lm_eval(tiny_llama, gender)
+    assert row["likelihood_diff"] == pytest.approx(direct["likelihood_diff"], abs=1e-4)
+    assert results["provenance"]["crows_protocol"] == "lm-eval"
+    assert results["provenance"]["prefix_token"] == "<|im_start|>"
+    bias_bench, _ = run_model(
+        tiny_llama.checkpoint, settings.model_copy(update={"crows_protocol": "bias-bench"})
+    )
+    assert "pct_stereotype" not in bias_bench["crows_pairs"]["gender"]
+    assert bias_bench["provenance"]["crows_protocol"] == "bias-bench"
+
+    saved = tmp_path / "predictions.json"
+    saved.write_text(json.dumps(predictions))
+    again = run_from_predictions(saved, settings)
+    assert again["crows_pairs"]["gender"]["pct_stereotype"] == row["pct_stereotype"]
+    with pytest.raises(UserError, match="--crows-protocol lm-eval"):
+        run_from_predictions(saved, settings.model_copy(update={"crows_protocol": "bias-bench"}))
 
 
 def test_metrics_known_answer() -> None:

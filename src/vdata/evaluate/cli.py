@@ -97,6 +97,11 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(default("seed"), help="bootstrap seed for the 95% intervals"),
         resamples: int = typer.Option(default("resamples"), help="bootstrap resamples"),
         dtype: str = typer.Option(default("dtype"), help="model dtype (float32 reproduces bias-bench)"),
+        crows_protocol: str = typer.Option(
+            default("crows_protocol"),
+            help="bias-bench (default, vdata's contract) or lm-eval: score CrowS-Pairs as "
+            "lm-evaluation-harness's crows_pairs_english does (pct_stereotype, likelihood_diff)",
+        ),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bars or tables"),
     ) -> None:
         from vdata.core.io import check_writable
@@ -125,6 +130,7 @@ def register(app: typer.Typer) -> None:
             "seed": seed,
             "resamples": resamples,
             "dtype": dtype,
+            "crows_protocol": crows_protocol,
         }
         settings = validate_settings(
             EvalSettings,

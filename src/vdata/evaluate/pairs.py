@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from vdata.core.errors import UserError
-from vdata.evaluate.stats import DEFAULT_RESAMPLES, bootstrap_rate
+from vdata.evaluate.stats import bootstrap_rate
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ def evaluate(
     scores: Mapping[str, tuple[float, float]],
     groups: Sequence[str],
     summaries: Mapping[str, Sequence[str]],
-    resamples: int = DEFAULT_RESAMPLES,
+    resamples: int,
     seed: int = 0,
 ) -> dict[str, dict[str, Any]]:
     """metric/n/ci95 per group, then per summary (e.g. bias_bench = gender+race-color+religion)."""

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from vdata.core.errors import UserError
 from vdata.evaluate.definitions import BenchmarkDef, parse_definition
-from vdata.evaluate.tasks import get_task_type, task_names
-from vdata.evaluate.tasks.base import TaskType
+
+if TYPE_CHECKING:
+    from vdata.evaluate.tasks.base import TaskType
+
+# The task types (and through them the model API) are imported on first use, not with this module: the
+# settings check benchmark names here, and `vdata serve` must start without the model code.
 
 _BENCHMARKS: dict[str, BenchmarkDef] = {}
 _BUILTIN_LOADED = False
@@ -24,6 +28,8 @@ _BUILTIN_LOADED = False
 
 def register_benchmark(definition: BenchmarkDef | Mapping[str, Any]) -> BenchmarkDef:
     """Add (or replace) a benchmark, given as a definition or as its YAML mapping."""
+    from vdata.evaluate.tasks import get_task_type, task_names
+
     d = definition if isinstance(definition, BenchmarkDef) else parse_definition(definition)
     if get_task_type(d.task) is None:
         raise ValueError(
@@ -59,6 +65,8 @@ def get_benchmarks(names: Sequence[str]) -> list[BenchmarkDef]:
 
 
 def task_of(definition: BenchmarkDef) -> TaskType[Any, Any]:
+    from vdata.evaluate.tasks import get_task_type
+
     task = get_task_type(definition.task)
     if task is None:  # registered definitions were checked; this guards hand-built ones
         raise ValueError(f"benchmark {definition.name}: unknown task {definition.task!r}")

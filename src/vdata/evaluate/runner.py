@@ -79,6 +79,13 @@ def run_model(
     scorer = scorer_for(
         lm, start_token=settings.start_token, batch_size=settings.batch_size, progress=progress
     )
+    pair_scorer = scorer
+    if settings.crows_protocol == "lm-eval":
+        from vdata.lm.lmeval import LmEvalScorer
+
+        pair_scorer = LmEvalScorer(
+            lm, prefix_token=settings.start_token, batch_size=settings.batch_size, progress=progress
+        )
     perplexity = None
     if settings.ppl_text is not None:  # first: a model without perplexity fails before the long part
         text = settings.ppl_text.read_text(encoding="utf-8", errors="replace")
@@ -86,10 +93,14 @@ def run_model(
     results: dict[str, Any] = {"model": model}
     predictions: dict[str, Any] = {"intrasentence": [], "intersentence": []}
     for pb in prepared:
-        scored = pb.task.score(pb.definition, pb.data, scorer)
-        results[pb.definition.name] = pb.task.aggregate(
+        scored = pb.task.score(pb.definition, pb.data, pair_scorer if pb.task.scores_pairs else scorer)
+        results[pb.definition.name] = block = pb.task.aggregate(
             pb.definition, pb.data, scored.scores, resamples=settings.resamples, seed=settings.seed
         )
+        if pb.task.scores_pairs and settings.crows_protocol == "lm-eval":
+            from vdata.evaluate.crows_lmeval import add_lm_eval_figures
+
+            add_lm_eval_figures(block, pb.data.pairs, scored.scores, pb.definition.summaries)
         predictions.update(scored.predictions)
     if perplexity is not None:
         results["perplexity"], results["perplexity_tokens"] = perplexity
@@ -102,6 +113,8 @@ def run_model(
             "adapter_sha256": lm.provenance.get("adapter_sha256"),
             "base_model": lm.provenance.get("base_model"),
             **scorer.provenance(),
+            "crows_protocol": settings.crows_protocol,
+            **(pair_scorer.provenance() if pair_scorer is not scorer else {}),
             "batch_size": settings.batch_size,
             "dtype": settings.dtype,
             "torch": _version("torch"),
@@ -110,7 +123,12 @@ def run_model(
         }
     )
     results["provenance"] = prov
-    predictions["vdata"] = {"model": model, "split": settings.split, "vdata_version": __version__}
+    predictions["vdata"] = {
+        "model": model,
+        "split": settings.split,
+        "vdata_version": __version__,
+        "crows_protocol": settings.crows_protocol,
+    }
     return results, predictions
 
 
@@ -130,17 +148,27 @@ def run_from_predictions(path: Path, settings: EvalSettings) -> dict[str, Any]:
         raise UserError(f"predictions file {path} does not exist") from e
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise UserError(f"predictions file {path} is not JSON ({e})") from e
-    model = doc.get("vdata", {}).get("model") if isinstance(doc, dict) else None
-    results: dict[str, Any] = {"model": model or f"predictions:{path.name}"}
+    written_by = doc.get("vdata", {}) if isinstance(doc, dict) else {}
+    protocol = written_by.get("crows_protocol", "bias-bench")
+    if protocol != settings.crows_protocol:
+        raise UserError(
+            f"{path} holds pair scores of the {protocol} protocol; pass --crows-protocol {protocol}"
+        )
+    results: dict[str, Any] = {"model": written_by.get("model") or f"predictions:{path.name}"}
     for pb in prepared:
         scores = pb.task.scores_from_predictions(pb.definition, pb.data, doc, path)
-        results[pb.definition.name] = pb.task.aggregate(
+        results[pb.definition.name] = block = pb.task.aggregate(
             pb.definition, pb.data, scores, resamples=settings.resamples, seed=settings.seed
         )
+        if pb.task.scores_pairs and protocol == "lm-eval":
+            from vdata.evaluate.crows_lmeval import add_lm_eval_figures
+
+            add_lm_eval_figures(block, pb.data.pairs, scores, pb.definition.summaries)
     prov = _base_provenance(prepared, settings)
     prov.update(
         {
             "from_predictions": str(path),
+            "crows_protocol": protocol,
             "predictions_sha256": sha256_file(path),
             "wall_seconds": round(time.perf_counter() - started, 2),
         }

@@ -14,8 +14,8 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from vdata.core.settings import StageSettings
 from vdata.evaluate.registry import all_benchmarks
-from vdata.evaluate.stats import DEFAULT_RESAMPLES
 
+DEFAULT_RESAMPLES = 1000  # bootstrap resamples for the 95% intervals
 DEFAULT_BENCHMARKS = ("stereoset", "crows_pairs")
 SPLITS = ("test", "dev")
 
@@ -47,6 +47,11 @@ class EvalSettings(StageSettings):
     ppl_text: Path | None = Field(None, description="Also report perplexity on this text file (causal LMs).")
     seed: int = Field(0, ge=0, description="Bootstrap seed for the 95% intervals.")
     resamples: int = Field(DEFAULT_RESAMPLES, ge=1, description="Bootstrap resamples.")
+    crows_protocol: Literal["bias-bench", "lm-eval"] = Field(
+        "bias-bench",
+        description="How paired benchmarks (CrowS-Pairs, ...) score a pair: bias-bench's per-token scheme "
+        "(vdata's contract), or lm-evaluation-harness's crows_pairs_english (causal LMs; for cross-checks).",
+    )
     dtype: Literal["float32", "float64", "float16", "bfloat16"] = Field(
         "float32", description="Model dtype (float32 reproduces bias-bench)."
     )

@@ -6,8 +6,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-DEFAULT_RESAMPLES = 1000
-
 
 def resample_counts(n: int, resamples: int, seed: int) -> np.ndarray:
     """(resamples, n) matrix: how often each example is drawn in each bootstrap sample."""
@@ -20,9 +18,7 @@ def percentile_interval(values: np.ndarray) -> list[float]:
     return [round(float(lo), 2), round(float(hi), 2)]
 
 
-def bootstrap_rate(
-    successes: Sequence[bool], resamples: int = DEFAULT_RESAMPLES, seed: int = 0
-) -> list[float]:
+def bootstrap_rate(successes: Sequence[bool], resamples: int, seed: int = 0) -> list[float]:
     """95% interval of 100 * mean(successes)."""
     x = np.asarray(successes, dtype=float)
     if x.size == 0:
@@ -35,7 +31,7 @@ def bootstrap_macro(
     values: Sequence[float],
     group_index: Sequence[int],
     n_groups: int,
-    resamples: int = DEFAULT_RESAMPLES,
+    resamples: int,
     seed: int = 0,
 ) -> list[float]:
     """95% interval of the unweighted mean over groups of 100 * (per-group mean of `values`).

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from vdata.core.errors import UserError
-from vdata.evaluate.stats import DEFAULT_RESAMPLES, bootstrap_macro
+from vdata.evaluate.stats import bootstrap_macro
 
 LABELS = ("stereotype", "anti-stereotype", "unrelated")
 
@@ -88,7 +88,7 @@ def evaluate(
     examples: Sequence[Example],
     scores: Mapping[str, float],
     groups: Sequence[str],
-    resamples: int = DEFAULT_RESAMPLES,
+    resamples: int,
     seed: int = 0,
 ) -> dict[str, dict[str, Any]]:
     """SS/LMS/ICAT/n/ss_ci95 per domain in `groups` and overall (over all given examples)."""

@@ -7,9 +7,6 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from vdata.pipeline.run import build_plan, execute
-from vdata.pipeline.spec import load_spec
-
 EXAMPLE = """\
 name: gender-lora
 model: smollm2-135m
@@ -35,7 +32,10 @@ def register(app: typer.Typer) -> None:
         ),
         quiet: bool = typer.Option(False, "--quiet", help="Print nothing but errors and the report path."),
     ) -> None:
+        # Imported here: the pipeline pulls in every stage, and `vdata serve` must start without them.
         from vdata.core.progress import progress_factory
+        from vdata.pipeline.run import build_plan, execute
+        from vdata.pipeline.spec import load_spec
         from vdata.pipeline.steps import StepRunner
 
         console = Console(quiet=quiet)

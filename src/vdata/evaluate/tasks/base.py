@@ -29,6 +29,8 @@ class TaskType(ABC, Generic[D, S]):
     """One kind of benchmark (StereoSet intrasentence, paired preference, ...); see the module doc."""
 
     name: ClassVar[str]
+    # Whether the task scores (more, less) sentence pairs: those follow `--crows-protocol`.
+    scores_pairs: ClassVar[bool] = False
 
     @abstractmethod
     def load(

@@ -29,6 +29,7 @@ class PairData:
 @register_task
 class PairedPreference(TaskType[PairData, PairScores]):
     name = "paired_preference"
+    scores_pairs = True
 
     def load(
         self,

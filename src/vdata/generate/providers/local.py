@@ -27,7 +27,6 @@ from vdata.generate.providers.base import (
     ProviderSpec,
     register_provider,
 )
-from vdata.lm.models import SMOLLM2_ALIASES
 
 TOP_P = 0.95
 CTX_PER_SLOT = 2048
@@ -39,9 +38,9 @@ def xllamacpp_available() -> bool:
 
 def gguf_for(model: str) -> Path | None:
     """The GGUF file behind a model name, if it has one."""
-    if model.lower() in SMOLLM2_ALIASES:
-        from vdata.lm.models import smollm2_gguf_path
+    from vdata.lm.models import SMOLLM2_ALIASES, smollm2_gguf_path  # here: `vdata serve` lists providers
 
+    if model.lower() in SMOLLM2_ALIASES:
         return smollm2_gguf_path()
     if model.endswith(".gguf"):
         path = Path(model)

@@ -17,14 +17,16 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from vdata.core.records import Record
 from vdata.generate.strategies.base import GenRequest, RunState, category_words, register
 from vdata.generate.strategies.targeted import Targeted
-from vdata.lm.models import LoadedModel
+
+if TYPE_CHECKING:  # the model API is imported when the strategy runs, not when it is registered
+    from vdata.lm.models import LoadedModel
 
 
 class LossGuidedOptions(BaseModel):
