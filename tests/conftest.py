@@ -64,3 +64,29 @@ def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     BertForMaskedLM(config).save_pretrained(path)
     tok.save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A checkpoint of a 2-layer Llama with random weights and SmolLM2's tokenizer (BOS `<|im_start|>`): a
+    fast causal LM for code paths whose numbers need not mean anything."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from vdata.lm.models import smollm2_checkpoint
+
+    tok = AutoTokenizer.from_pretrained(str(smollm2_checkpoint()))
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
+    path = tmp_path_factory.mktemp("tiny-llama")
+    LlamaForCausalLM(config).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path

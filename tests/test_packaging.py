@@ -7,24 +7,18 @@ must be in the wheel), then starts `vdata serve` from that environment and round
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from served import start_serve
+
 ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -51,38 +45,17 @@ def test_server_extra_has_no_ml_dependencies(server_venv: Path) -> None:
 
 
 def test_server_extra_serves_and_stores(server_venv: Path, tmp_path: Path) -> None:
-    port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VDATA_", "PYTHON"))} | {
         "VDATA_HOME": str(tmp_path / "home"),
         "VDATA_MODERATOR_TOKEN": "secret-token",
     }
-    proc = subprocess.Popen(
-        [
-            str(server_venv / "bin" / "vdata"),
-            "serve",
-            "--db",
-            f"sqlite:///{tmp_path / 'vdata.db'}",
-            "--port",
-            str(port),
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    proc, base = start_serve(
+        [str(server_venv / "bin" / "vdata")],
+        f"sqlite:///{tmp_path / 'vdata.db'}",
+        env,
+        log=tmp_path / "serve.log",
     )
-    base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                output = proc.stdout.read() if proc.stdout else ""
-                raise AssertionError(f"vdata serve did not become ready:\n{output}")
-            time.sleep(0.3)
         record = {"text": "The nurse fixed the engine himself.", "target": "nurse", "category": "gender"}
         put = httpx.put(f"{base}/v1/records", json=[record], timeout=10)
         assert put.status_code == 200, put.text

@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+
+from served import start_serve
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # Without these, Chromium keeps trying to reach Google's services, which this closed network refuses.
@@ -45,50 +43,19 @@ def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[s
     return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`vdata serve` on a fresh SQLite database, as a user would start it; yields its base URL."""
     home = tmp_path_factory.mktemp("browser-server")
-    port = _free_port()
     env = os.environ | {"VDATA_HOME": str(home), "VDATA_MODERATOR_TOKEN": "browser-test-token"}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "vdata.cli",
-            "serve",
-            "--db",
-            f"sqlite:///{home / 'vdata.db'}",
-            "--port",
-            str(port),
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    process, url = start_serve(
+        [sys.executable, "-m", "vdata.cli"], f"sqlite:///{home / 'vdata.db'}", env, log=home / "serve.log"
     )
-    base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"vdata serve did not start:\n{proc.stdout.read() if proc.stdout else ''}")
-            time.sleep(0.2)
-        yield base
+        yield url
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        process.terminate()
+        process.wait(timeout=30)
 
 
 @pytest.fixture(scope="session")

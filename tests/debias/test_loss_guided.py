@@ -65,28 +65,8 @@ def test_bias_score_is_counterfactual_minus_sentence(smollm2: Any, data_dir: Pat
 
 
 @pytest.fixture(scope="module")
-def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A 2-layer random Llama with SmolLM2's tokenizer: a fast target model for the strategy's plumbing."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    from vdata.lm.models import smollm2_checkpoint
-
-    tok = AutoTokenizer.from_pretrained(str(smollm2_checkpoint()))
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-    )
-    path = tmp_path_factory.mktemp("tiny-llama")
-    LlamaForCausalLM(config).save_pretrained(path)
-    tok.save_pretrained(path)
-    return str(path)
+def tiny_llama(tiny_llama_dir: Path) -> str:
+    return str(tiny_llama_dir)
 
 
 def strategy_for(tmp_path: Path, **strategy_options: Any) -> Any:

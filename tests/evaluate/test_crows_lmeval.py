@@ -27,28 +27,11 @@ SENTENCES = [
 
 
 @pytest.fixture(scope="module")
-def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """A 2-layer random Llama with SmolLM2's tokenizer (BOS `<|im_start|>`), loaded through load_model."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+def tiny_llama(tiny_llama_dir: Path) -> Any:
+    """The session's tiny random Llama (SmolLM2's tokenizer, BOS `<|im_start|>`), loaded through load_model."""
+    from vdata.lm.models import load_model
 
-    from vdata.lm.models import load_model, smollm2_checkpoint
-
-    tok = AutoTokenizer.from_pretrained(str(smollm2_checkpoint()))
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-    )
-    path = tmp_path_factory.mktemp("tiny-llama")
-    LlamaForCausalLM(config).save_pretrained(path)
-    tok.save_pretrained(path)
-    return load_model(str(path))
+    return load_model(str(tiny_llama_dir))
 
 
 def direct_loglikelihood(lm: Any, sentence: str) -> float:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -14,49 +12,18 @@ from pathlib import Path
 
 import httpx
 
+from served import start_serve
+
 SLOW_SQL = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_serve_logs_and_finishes_in_flight_requests_on_sigterm(tmp_path: Path) -> None:
-    port = _free_port()
     db = tmp_path / "served.sqlite3"
     env = {**os.environ, "VDATA_HOME": str(tmp_path / "home")}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "vdata.cli",
-            "serve",
-            "--db",
-            f"sqlite:///{db}",
-            "--port",
-            str(port),
-            "--query-timeout",
-            "2",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
+    process, url = start_serve(
+        [sys.executable, "-m", "vdata.cli"], f"sqlite:///{db}", env, extra_args=["--query-timeout", "2"]
     )
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert process.poll() is None, process.stderr.read() if process.stderr else ""
-            assert time.monotonic() < deadline, "server did not become ready"
-            time.sleep(0.2)
         assert db.exists(), "migrations created the database file at start"
 
         # A request that takes ~2 s (stopped by the query time limit) is in flight when SIGTERM arrives.

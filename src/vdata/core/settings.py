@@ -25,6 +25,16 @@ class StageSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+def comma_list(value: Any) -> Any:
+    """'a, b' -> ['a', 'b']: a list setting spelled as a command-line flag value; lists pass through.
+
+    For `field_validator(..., mode="before")` on list settings, so the CLI and a pipeline file can say either.
+    """
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return value
+
+
 def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | None:
     """The field names allowed at `loc`'s parent (walks nested models by field annotation)."""
     current: Any = model

@@ -13,7 +13,7 @@ from typing import Any, Literal, get_args
 from pydantic import Field, ValidationInfo, field_validator
 
 from vdata.core.cda import CdaMode
-from vdata.core.settings import StageSettings
+from vdata.core.settings import StageSettings, comma_list
 
 Method = Literal["lora", "bottleneck", "full"]
 Objective = Literal["sentence", "attribute"]
@@ -22,12 +22,6 @@ MITIGATIONS: tuple[str, ...] = get_args(Mitigation)
 DEFAULT_LEARNING_RATES: dict[str, float] = {"lora": 2e-4, "bottleneck": 1e-4, "full": 2e-5}
 # Run controls and locations: they do not change what is trained, so a run's fingerprint leaves them out.
 NOT_FINGERPRINTED = ("out", "stop_after_steps", "data_dir")
-
-
-def _comma_list(value: Any) -> Any:
-    if isinstance(value, str):
-        return [v.strip() for v in value.split(",") if v.strip()]
-    return value
 
 
 class DebiasOptions(StageSettings):
@@ -80,12 +74,12 @@ class DebiasOptions(StageSettings):
     @field_validator("cda", mode="before")
     @classmethod
     def _split_cda(cls, value: Any) -> Any:
-        return _comma_list(value)
+        return comma_list(value)
 
     @field_validator("mitigation", mode="before")
     @classmethod
     def _known_mitigations(cls, value: Any) -> Any:
-        value = _comma_list(value)
+        value = comma_list(value)
         if isinstance(value, list):
             bad = [str(m) for m in value if m not in MITIGATIONS]
             if bad:

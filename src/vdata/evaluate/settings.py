@@ -12,19 +12,12 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from vdata.core.settings import StageSettings
+from vdata.core.settings import StageSettings, comma_list
 from vdata.evaluate.registry import all_benchmarks
 
 DEFAULT_RESAMPLES = 1000  # bootstrap resamples for the 95% intervals
 DEFAULT_BENCHMARKS = ("stereoset", "crows_pairs")
 SPLITS = ("test", "dev")
-
-
-def _comma_list(value: Any) -> Any:
-    """'a, b' -> ['a', 'b'] (the CLI's and the pipeline file's spelling); lists pass through."""
-    if isinstance(value, str):
-        return [v.strip() for v in value.split(",") if v.strip()]
-    return value
 
 
 class EvalSettings(StageSettings):
@@ -66,12 +59,12 @@ class EvalSettings(StageSettings):
     @field_validator("benchmarks", mode="before")
     @classmethod
     def _benchmark_list(cls, value: Any) -> Any:
-        return _comma_list(value)
+        return comma_list(value)
 
     @field_validator("bias_types", mode="before")
     @classmethod
     def _bias_type_list(cls, value: Any) -> Any:
-        return _comma_list(value) or None
+        return comma_list(value) or None
 
     @field_validator("benchmarks")
     @classmethod
