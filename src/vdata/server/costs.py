@@ -132,10 +132,10 @@ def chart(months: list[MonthLedger], *, width: int = 640, height: int = 220) -> 
                     "w": round(bar_w, 1),
                     "h": round(h, 1),
                     "title": f"{m.month} {kind}: {money(cents)}",
+                    "label": m.month if kind == "donations" else None,
+                    "label_x": round(x0 + bar_w + 1, 1),
                 }
             )
-        bars[-1]["label"] = m.month
-        bars[-1]["label_x"] = round(x0 + bar_w + 1, 1)
     ticks = [
         {"y": round(top + plot_h - f * plot_h, 1), "label": money(int(peak * f))} for f in (0.0, 0.5, 1.0)
     ]

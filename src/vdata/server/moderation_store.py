@@ -190,7 +190,7 @@ def pending_queue(
         stmt = stmt.where(record_store.c.category == category)
     with engine.connect() as conn:
         result = conn.execute(stmt.order_by(record_store.c.seq).limit(limit))
-        keys = [str(k) for k in result.keys()]
+        keys = list(map(str, result.keys()))
         rows = [dict(zip(keys, row, strict=True)) for row in result]
     batches: dict[tuple[str, str, str], QueueBatch] = {}
     for row in rows:

@@ -19,9 +19,7 @@ FORM_TYPE = "application/x-www-form-urlencoded"
 @functools.cache
 def environment() -> jinja2.Environment:
     # autoescape=True for every template, not only *.html: contributed text is hostile input.
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True, undefined=jinja2.StrictUndefined
-    )
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True)
 
 
 def page(name: str, context: dict[str, Any], status: int = 200, *, private: bool = False) -> HTMLResponse:
