@@ -235,7 +235,7 @@ def _review_seconds(dialect: str) -> Any:
 
 def moderation_stats(engine: Engine) -> dict[str, Any]:
     """Public figures: decisions per month (from the log), records by status, and the median time from
-    submission to decision of the records decided so far (in hours; None before the first)."""
+    submission to decision of the records decided so far (seconds; None before the first)."""
     log = moderation_log.c
     month = func.substr(log.at, 1, 7)
     decided = record_store.c.status.in_(("approved", "rejected"))
@@ -266,5 +266,5 @@ def moderation_stats(engine: Engine) -> dict[str, Any]:
     return {
         "months": [{"month": m, **counts} for m, counts in per_month.items()],
         "by_status": {s: int(by_status.get(s, 0)) for s in ("pending", "approved", "rejected")},
-        "median_review_hours": None if median_s is None else round(float(median_s) / 3600, 1),
+        "median_review_s": None if median_s is None else float(median_s),
     }

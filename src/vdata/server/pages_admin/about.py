@@ -42,6 +42,15 @@ def _figures(engine: Engine) -> dict[str, Any]:
     return figures
 
 
+def duration(seconds: float) -> str:
+    """A review time as people say it: minutes under two hours, hours under two days, else days."""
+    if seconds < 7200:
+        return f"{max(1, round(seconds / 60))} minutes"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} hours"
+    return f"{seconds / 86400:.1f} days"
+
+
 def add_routes(router: APIRouter) -> None:
     @router.get("/about")
     async def about(request: Request) -> Response:
@@ -52,6 +61,7 @@ def add_routes(router: APIRouter) -> None:
             "licence": LICENCE,
             "cost_items": costs.COST_ITEMS,
             "money": costs.money,
+            "duration": duration,
             "donate_message": state.settings.donate_message,
             # Only web links: an operator's typo must not become a javascript: link.
             "donate_url": url if url and url.startswith(("https://", "http://")) else None,
