@@ -42,6 +42,7 @@ def test_flags_on_both_databases(fresh_server: Server, checks: flags.Flagger) ->
     assert kinds["clean"] == []
     # Indexing is incremental: a second call has nothing new to index.
     assert flags.index_signatures(fresh_server.engine, checks) == 0
+    assert flags.index_backlog(fresh_server.engine) == 0
 
 
 def test_benchmark_overlap_flag(checks: flags.Flagger) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from vdata.core.hygiene import (
     BenchmarkIndex,
-    HashSet64,
-    NearDuplicateIndex,
     RefusalMatcher,
     guess_language,
     language_flag,
@@ -14,6 +12,7 @@ from vdata.core.hygiene import (
     malformed_reason,
     non_latin_share,
 )
+from vdata.core.minhash import HashSet64, NearDuplicateIndex
 
 __all__ = [
     "BenchmarkIndex",

@@ -57,6 +57,7 @@ def _queue_context(state: ServerState, filters: dict[str, str]) -> dict[str, Any
         "n_pending": sum(n for _, n in contributors),
         "n_shown": sum(len(b.records) for b in batches),
         "limit": QUEUE_LIMIT,
+        "index_backlog": flags.index_backlog(engine),
     }
 
 
