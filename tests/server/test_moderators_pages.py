@@ -136,7 +136,9 @@ def test_queue_form_decides_with_csrf_and_shows_flags(server: Server) -> None:
         assert "Rejected 2 records." in client.get(done.headers["location"]).text
         assert moderation_history(server.engine, ids[3])[0]["reason"] == "not usable"
         none = client.post("/moderate", data={"csrf": csrf, "action": "approve"})
-        assert "select+at+least+one" in none.headers["location"]
+        assert "error=none-selected" in none.headers["location"]
+        assert "Select at least one record first" in client.get(none.headers["location"]).text
+        assert "spoofed" not in client.get("/moderate", params={"error": "spoofed words"}).text
     assert server.count("rejected") == 2
 
 

@@ -18,6 +18,12 @@ from vdata.server.state import ServerState, server_state
 QUEUE_LIMIT = 200
 FILTERS = ("contributor", "category", "flag")
 ACTIONS = {"approve": "approved", "reject": "rejected"}
+# Errors travel in the redirect as codes, so a crafted link cannot put its own words on the page.
+FORM_ERRORS = {
+    "none-selected": "Select at least one record first (tick its box, or press x on it).",
+    "bad-action": "Unknown action; use the page's buttons.",
+    "reason-too-long": f"The reason is longer than {moderation_store.MAX_REASON} characters; shorten it.",
+}
 MAX_FILTER = 200
 
 
@@ -68,9 +74,15 @@ def _notice(params: dict[str, str]) -> str:
     return ""
 
 
+class FormError(ValueError):
+    """A decision the form cannot ask for; the argument is a key of FORM_ERRORS."""
+
+
 def _decision(form: dict[str, list[str]], moderator: str) -> moderation_store.Decision:
     """What the pressed button asks: one record, a whole batch, or the selected records."""
     reason = first(form, "reason").strip()
+    if len(reason) > moderation_store.MAX_REASON:
+        raise FormError("reason-too-long")
     one, batch = first(form, "one"), first(form, "batch")
     if one:
         action, _, record_id = one.partition(":")
@@ -79,12 +91,14 @@ def _decision(form: dict[str, list[str]], moderator: str) -> moderation_store.De
     elif batch:
         action, _, batch_id = batch.partition(":")
         ids = ()
+        if not batch_id:
+            raise FormError("none-selected")
     else:
         action, ids, batch_id = first(form, "action"), tuple(form.get("id", [])), None
         if not ids:
-            raise ValueError("select at least one record (tick its box, or press x on it) first")
+            raise FormError("none-selected")
     if action not in ACTIONS:
-        raise ValueError(f"unknown action {action!r}")
+        raise FormError("bad-action")
     return moderation_store.Decision(moderator, ACTIONS[action], reason, ids, batch_id or None)
 
 
@@ -105,7 +119,7 @@ def add_routes(router: APIRouter) -> None:
             "csrf": session.csrf,
             "filters": filters,
             "notice": _notice(params),
-            "error": params.get("error", "")[:300],
+            "error": FORM_ERRORS.get(params.get("error", ""), ""),
         }
         return page("moderate.html", context, private=True)
 
@@ -129,8 +143,8 @@ def add_routes(router: APIRouter) -> None:
         query = {k: v for k, v in _filters(back).items() if v}
         try:
             decision = _decision(form, session.moderator)
-        except ValueError as e:
-            return RedirectResponse(f"/moderate?{urlencode({**query, 'error': str(e)})}", 303)
+        except FormError as e:
+            return RedirectResponse(f"/moderate?{urlencode({**query, 'error': e.args[0]})}", 303)
         outcome = await run_in_threadpool(moderation_store.decide, state.engine, decision)
         return RedirectResponse(
             f"/moderate?{urlencode({**query, 'done': decision.new_status, 'n': len(outcome.changed)})}", 303
