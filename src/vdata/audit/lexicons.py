@@ -21,6 +21,8 @@ from typing import Any
 import yaml
 
 from vdata.core.errors import UserError
+from vdata.core.hygiene import stopwords as stopwords  # re-exported: the audit settings check uses it
+from vdata.core.hygiene import tokenize as tokenize
 from vdata.core.records import BASE_CATEGORIES
 
 # bias-bench word-list tuples are ordered consistently; slot i of every tuple names the same group.
@@ -29,13 +31,7 @@ WORD_LIST_SLOTS: dict[str, tuple[str, ...]] = {
     "race": ("black", "white", "asian"),
     "religion": ("jewish", "christian", "muslim"),
 }
-_TOKEN = re.compile(r"[^\W_]+(?:['’\-/+][^\W_]*)*")
 _POSSESSIVE = re.compile(r"['’]s$")
-
-
-def tokenize(text: str) -> list[str]:
-    """Lower-cased word tokens; hyphenated words and contractions stay one token."""
-    return _TOKEN.findall(text.casefold())
 
 
 def term_key(token: str) -> str:
@@ -113,16 +109,6 @@ def builtin_groups() -> dict[str, dict[str, list[str]]]:
 @cache
 def builtin_attribute_words() -> frozenset[str]:
     return frozenset(str(w).casefold() for w in _package_yaml("attributes.yaml")["attributes"])
-
-
-@cache
-def hygiene_patterns() -> dict[str, list[dict[str, str]]]:
-    return _package_yaml("hygiene.yaml")
-
-
-@cache
-def stopwords() -> dict[str, frozenset[str]]:
-    return {lang: frozenset(words) for lang, words in _package_yaml("stopwords.yaml").items()}
 
 
 def _parse_user_lexicon(path: Path) -> dict[str, dict[str, list[str]]]:

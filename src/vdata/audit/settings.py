@@ -13,7 +13,7 @@ from pydantic import Field
 from vdata.core.errors import UserError
 from vdata.core.settings import StageSettings
 
-# The languages `lexicons/stopwords.yaml` has function words for (a test keeps the two in step).
+# The languages `vdata/data/stopwords.yaml` has function words for (a test keeps the two in step).
 Language = Literal["en", "de", "fr", "es", "it", "pt", "nl"]
 
 

@@ -15,11 +15,14 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
 
 from vdata import __version__
 from vdata.core.ratelimit import KeyedTokenBuckets
 from vdata.server import db
 from vdata.server.middleware import AccessLog, RateLimit, RequestGuard
+from vdata.server.pages_admin import admin_page_routes
 from vdata.server.pgread import AsyncReadPool
 from vdata.server.routers import info, moderation, query, records
 from vdata.server.routers.docs import docs_routes
@@ -73,6 +76,8 @@ def create_app(settings: ServerSettings, *, migrate: bool = True) -> FastAPI:
             *info.router.routes,
             *moderation.router.routes,
             *docs_routes(),
+            *admin_page_routes(),
+            Mount("/static", StaticFiles(packages=[("vdata.server", "static")]), name="static"),
         ],
         docs_url=None,  # served by docs_routes, from local files
     )

@@ -12,6 +12,7 @@ from pathlib import Path
 import typer
 
 from vdata.core.errors import UserError
+from vdata.server.cli_admin import register_admin
 
 
 def _sql_from_editor() -> str:
@@ -48,6 +49,8 @@ def register(app: typer.Typer, *, strategy_names: Callable[[], Sequence[str]] | 
     """Add serve, push and pull to `app`. `strategy_names`: the strategy names contributed records may
     carry, asked when the server starts (the top-level CLI passes the generate stage's registry); None
     keeps the server's default, the built-in strategies."""
+
+    register_admin(app)
 
     @app.command()
     def serve(

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from vdata.core.records import Record, check_publishable, parse_record
-from vdata.server import db, store
+from vdata.server import db, moderation_store, store
 from vdata.server.responses import Format, json_page_response, json_response, page_response
 from vdata.server.routing import QueryModelRoute
 from vdata.server.state import ServerState, State, server_state
@@ -160,4 +160,6 @@ def _store_body(state: ServerState, body: bytes, contributor: str) -> Response:
             422,
         )
     outcome = store.put_records(state.engine, records, contributor.strip())
+    # The queue groups pending records by the PUT they came in (moderation_store.note_batch).
+    moderation_store.note_batch(state.engine, outcome.accepted, contributor.strip())
     return json_response({"accepted": outcome.accepted, "duplicates": outcome.duplicates, "rejected": []})
