@@ -19,7 +19,9 @@ from starlette.concurrency import run_in_threadpool
 from vdata import __version__
 from vdata.core.ratelimit import KeyedTokenBuckets
 from vdata.server import db
-from vdata.server.middleware import AccessLog, RateLimit, RequestGuard
+from vdata.server.middleware import AccessLog, RateLimit, RequestGuard, SecurityHeaders
+from vdata.server.pages import page_routes
+from vdata.server.pages.render import PageCaches
 from vdata.server.pgread import AsyncReadPool
 from vdata.server.routers import info, moderation, query, records
 from vdata.server.routers.docs import docs_routes
@@ -70,6 +72,8 @@ def create_app(settings: ServerSettings, *, migrate: bool = True) -> FastAPI:
         routes=[
             *records.router.routes,
             *query.router.routes,
+            # The reader pages (HTML) before info: `/` is the home page (server information is at /v1/).
+            *page_routes(),
             *info.router.routes,
             *moderation.router.routes,
             *docs_routes(),
@@ -77,8 +81,10 @@ def create_app(settings: ServerSettings, *, migrate: bool = True) -> FastAPI:
         docs_url=None,  # served by docs_routes, from local files
     )
     app.state.vdata = state
-    # Added innermost first: a request meets the access log, then the guard, then the rate limit.
+    app.state.pages = PageCaches()
+    # Added innermost first: a request meets the access log, the security headers, the guard, the rate limit.
     app.add_middleware(RateLimit, limiter=state.put_limiter, methods=("PUT",), paths=("/v1/records",))
     app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(AccessLog)
     return app

@@ -7,6 +7,7 @@ shell history or a config file.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field
@@ -66,6 +67,8 @@ class ServerSettings(StageSettings):
     put_burst: int = Field(20, ge=1)
     readonly_role: str = "vdata_readonly"
     donate_url: str | None = None
+    # `vdata audit`'s report.json of the public dataset: its figures are shown on the home page.
+    audit_report: Path | None = None
     donate_message: str = "vdata and its public dataset are run by volunteers. If the data helped you, please consider a donation."
     strategies: tuple[Annotated[str, Field(min_length=1, max_length=40)], ...] = Field(
         DEFAULT_STRATEGIES, min_length=1
@@ -87,6 +90,8 @@ class ServerSettings(StageSettings):
                     raise UserError(f"{name} must be a number, got {os.environ[name]!r}") from e
         if os.environ.get("VDATA_DONATE_URL"):
             values["donate_url"] = os.environ["VDATA_DONATE_URL"]
+        if os.environ.get("VDATA_AUDIT_REPORT"):
+            values["audit_report"] = Path(os.environ["VDATA_AUDIT_REPORT"])
         if os.environ.get("VDATA_DONATE_MESSAGE"):
             values["donate_message"] = os.environ["VDATA_DONATE_MESSAGE"]
         values["moderator_token"] = os.environ.get("VDATA_MODERATOR_TOKEN") or None

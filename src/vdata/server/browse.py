@@ -1,0 +1,250 @@
+"""The reader pages' statements: sorted keyset pages with filters and full-text search, facet counts,
+growth over time, one record (SQLAlchemy Core, bound parameters only).
+
+A page is found by its keyset (sort value, seq), never by OFFSET, so page 10,000 costs what page 1 does.
+Counts (facets, the home page's totals) scan every matching row, so they are cached for a short while
+(`TtlCache`): readers see counts at most `ttl_s` old.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy import ColumnElement, Engine, and_, func, literal_column, or_, select, text
+from sqlalchemy.sql import Select
+
+from vdata.server.db import PUBLIC_COLUMNS, record_store
+from vdata.server.store import FULL_COLUMNS
+
+# Columns a reader may sort /records by; "seq" is the order records were added (the default).
+SORTABLE: tuple[str, ...] = ("seq", "created_at", "category", "strategy", "provider", "contributor")
+FACETS: tuple[str, ...] = ("category", "strategy", "provider", "contributor")
+FACET_LIMIT = 12  # values shown per facet (the most frequent)
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What a /records URL selects (every field comes from the query string)."""
+
+    category: tuple[str, ...] = ()
+    strategy: str | None = None
+    provider: str | None = None
+    contributor: str | None = None
+    date_from: date | None = None  # created_at on or after this day
+    date_to: date | None = None  # created_at on or before this day
+    q: str | None = None  # words that must all occur in the text
+
+    def words(self) -> list[str]:
+        return _WORD.findall(self.q or "")[:16]
+
+
+def _where(filters: Filters, dialect: str) -> list[ColumnElement[bool]]:
+    c = record_store.c
+    where: list[ColumnElement[bool]] = [c.status == "approved"]
+    if filters.category:
+        where.append(c.category.in_(filters.category))
+    for name in ("strategy", "provider", "contributor"):
+        value = getattr(filters, name)
+        if value is not None:
+            where.append(c[name] == value)
+    if filters.date_from:
+        where.append(c.created_at >= filters.date_from.isoformat())
+    if filters.date_to:
+        where.append(c.created_at < (filters.date_to + timedelta(days=1)).isoformat())
+    words = filters.words()
+    if words:
+        if dialect == "postgresql":
+            tsquery = func.plainto_tsquery(literal_column("'simple'"), " ".join(words))
+            where.append(func.to_tsvector(literal_column("'simple'"), c.text).op("@@")(tsquery))
+        else:
+            # Each word quoted: FTS5 query syntax (AND, NEAR, column filters) never comes from the reader.
+            match = " ".join(f'"{w}"' for w in words)
+            fts = (
+                select(literal_column("rowid"))
+                .select_from(text("records_fts"))
+                .where(text("records_fts MATCH :fts_match").bindparams(fts_match=match))
+            )
+            where.append(c.seq.in_(fts.scalar_subquery()))
+    return where
+
+
+# --------------------------------------------------------------------------------------- pages
+
+
+def encode_cursor(value: Any, seq: int) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps([value, seq])).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[Any, int]:
+    """(sort value, seq) of a page boundary; ValueError for a cursor the pages did not issue."""
+    try:
+        value, seq = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError, TypeError) as e:
+        raise ValueError("invalid cursor") from e
+    if not isinstance(seq, int) or not isinstance(value, str | int):
+        raise ValueError("invalid cursor")
+    return value, seq
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    filters: Filters
+    sort: str = "seq"
+    descending: bool = False
+    after: str | None = None  # cursor: the page after this boundary
+    before: str | None = None  # cursor: the page before this boundary
+    limit: int = 50
+
+
+@dataclass
+class Page:
+    rows: list[dict[str, Any]]
+    next_cursor: str | None  # the page after this one, if any
+    prev_cursor: str | None  # the page before this one, if any
+    columns: tuple[str, ...] = PUBLIC_COLUMNS
+
+
+def _page_statement(request: PageRequest, dialect: str) -> Select[Any]:
+    c = record_store.c
+    key = c[request.sort]
+    backwards = request.before is not None
+    # Walking backwards from `before` reads the page in reverse order; the rows are flipped afterwards.
+    ascending = request.descending == backwards
+    stmt = select(c.seq, key.label("sort_key"), *(c[n] for n in PUBLIC_COLUMNS)).where(
+        *_where(request.filters, dialect)
+    )
+    boundary = request.before or request.after
+    if boundary:
+        value, seq = decode_cursor(boundary)
+        if request.sort == "seq":
+            stmt = stmt.where(c.seq > seq if ascending else c.seq < seq)
+        elif ascending:
+            stmt = stmt.where(or_(key > value, and_(key == value, c.seq > seq)))
+        else:
+            stmt = stmt.where(or_(key < value, and_(key == value, c.seq < seq)))
+    order = [key.asc(), c.seq.asc()] if ascending else [key.desc(), c.seq.desc()]
+    if request.sort == "seq":
+        order = order[1:]
+    return stmt.order_by(*order).limit(request.limit + 1)
+
+
+def fetch_page(engine: Engine, request: PageRequest) -> Page:
+    """One page of approved records in the requested order, with the cursors of its neighbours."""
+    stmt = _page_statement(request, engine.dialect.name)
+    with engine.connect() as conn:
+        raw = conn.execute(stmt).all()
+    more = len(raw) > request.limit
+    raw = raw[: request.limit]
+    if request.before is not None:
+        raw.reverse()
+    rows = [dict(zip(PUBLIC_COLUMNS, r[2:], strict=True)) for r in raw]
+    first = encode_cursor(raw[0][1], raw[0][0]) if raw else None
+    last = encode_cursor(raw[-1][1], raw[-1][0]) if raw else None
+    if request.before is not None:
+        return Page(rows, next_cursor=last, prev_cursor=first if more else None)
+    return Page(rows, next_cursor=last if more else None, prev_cursor=first if request.after else None)
+
+
+def fetch_record(engine: Engine, record_id: str) -> dict[str, Any] | None:
+    """Everything stored about one approved record; None when it is unknown, pending or rejected."""
+    columns = [record_store.c[n] for n in (*FULL_COLUMNS, "content_sha256", "moderated_at")]
+    stmt = select(*columns).where(record_store.c.id == record_id, record_store.c.status == "approved")
+    with engine.connect() as conn:
+        row = conn.execute(stmt).mappings().first()
+    if row is None:
+        return None
+    record = dict(row)
+    for name in ("params", "attributes"):
+        if record[name]:
+            record[name] = orjson.loads(record[name])
+    return record
+
+
+# ------------------------------------------------------------------------------------- counts
+
+
+def facet_counts(engine: Engine, filters: Filters) -> dict[str, Any]:
+    """{"total": n, "facets": {column: [(value, n), ...]}} for the approved records `filters` selects."""
+    where = _where(filters, engine.dialect.name)
+    out: dict[str, Any] = {"facets": {}}
+    with engine.connect() as conn:
+        for name in FACETS:
+            col = record_store.c[name]
+            n = func.count().label("n")
+            rows = conn.execute(select(col, n).where(*where).group_by(col).order_by(n.desc(), col)).all()
+            out["facets"][name] = [(value, count) for value, count in rows[:FACET_LIMIT]]
+            if name == "category":
+                out["total"] = sum(count for _, count in rows)
+    return out
+
+
+def overview(engine: Engine) -> dict[str, Any]:
+    """The home page's figures: records by status, approved records by category/strategy/provider,
+    and approved records per month (by the month they were submitted)."""
+    c = record_store.c
+    approved = c.status == "approved"
+    out: dict[str, Any] = {}
+    with engine.connect() as conn:
+        out["by_status"] = dict(conn.execute(select(c.status, func.count()).group_by(c.status)).all())
+        for name in ("category", "strategy", "provider"):
+            col = c[name]
+            n = func.count().label("n")
+            out[f"by_{name}"] = conn.execute(
+                select(col, n).where(approved).group_by(col).order_by(n.desc(), col)
+            ).all()
+        month = func.substr(c.submitted_at, 1, 7)
+        out["by_month"] = conn.execute(
+            select(month, func.count()).where(approved).group_by(month).order_by(month)
+        ).all()
+    return out
+
+
+@dataclass
+class TtlCache:
+    """Results of slow counts, per key, reused for `ttl_s` seconds; at most `size` keys (least recently
+    used dropped). A miss computes under the key's own lock, so a burst of readers of one cold filter
+    runs the count once, not once per reader."""
+
+    ttl_s: float = 30.0
+    size: int = 512
+    _entries: OrderedDict[Any, tuple[float, Any]] = field(default_factory=OrderedDict)
+    _locks: dict[Any, threading.Lock] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def get(self, key: Any, compute: Callable[[], Any]) -> Any:
+        hit = self._fresh(key)
+        if hit is not None:
+            return hit[1]
+        with self._lock:
+            key_lock = self._locks.setdefault(key, threading.Lock())
+        with key_lock:
+            hit = self._fresh(key)
+            if hit is not None:
+                return hit[1]
+            value = compute()
+            with self._lock:
+                self._entries[key] = (time.monotonic(), value)
+                self._entries.move_to_end(key)
+                while len(self._entries) > self.size:
+                    old, _ = self._entries.popitem(last=False)
+                    self._locks.pop(old, None)
+            return value
+
+    def _fresh(self, key: Any) -> tuple[float, Any] | None:
+        with self._lock:
+            hit = self._entries.get(key)
+            if hit is not None and time.monotonic() - hit[0] < self.ttl_s:
+                self._entries.move_to_end(key)
+                return hit
+        return None
