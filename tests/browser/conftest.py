@@ -56,7 +56,12 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`vdata serve` on a fresh SQLite database, as a user would start it; yields its base URL."""
     home = tmp_path_factory.mktemp("browser-server")
     port = _free_port()
-    env = os.environ | {"VDATA_HOME": str(home), "VDATA_MODERATOR_TOKEN": "browser-test-token"}
+    # Counts recomputed on every page (no cache), so that pages show the data a test just seeded.
+    env = os.environ | {
+        "VDATA_HOME": str(home),
+        "VDATA_MODERATOR_TOKEN": "browser-test-token",
+        "VDATA_COUNT_CACHE_S": "0",
+    }
     proc = subprocess.Popen(
         [
             sys.executable,

@@ -62,7 +62,9 @@ def pages_server(
             }
         )
     )
-    threaded, server = start_server(new_db_url(request.param, request, tmp_path_factory), audit_report=report)
+    threaded, server = start_server(
+        new_db_url(request.param, request, tmp_path_factory), audit_report=report, count_cache_s=0
+    )
     try:
         batches = [
             (sample_records(30, "Alpha", "gender"), "alice"),
@@ -288,7 +290,9 @@ def test_home_says_plainly_when_bias_is_not_measured(
     tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> None:
     threaded, server = start_server(
-        new_db_url("sqlite", request, tmp_path_factory), audit_report=Path("/nonexistent/report.json")
+        new_db_url("sqlite", request, tmp_path_factory),
+        audit_report=Path("/nonexistent/report.json"),
+        count_cache_s=0,
     )
     try:
         html = server.http.get("/").text

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -46,6 +47,8 @@ async def _lifespan(app: FastAPI, *, migrate: bool) -> AsyncIterator[None]:
                 "transactions with a timeout, without the role layer",
                 settings.readonly_role,
             )
+    # The counts of the home page and of /records, computed once in the background (seconds at 10^6 rows).
+    threading.Thread(target=app.state.pages.warm, args=(engine,), daemon=True).start()
     log.info(json.dumps({"event": "ready", "db": engine.url.render_as_string(hide_password=True)}))
     yield
     if state.read_pool is not None:
@@ -81,7 +84,7 @@ def create_app(settings: ServerSettings, *, migrate: bool = True) -> FastAPI:
         docs_url=None,  # served by docs_routes, from local files
     )
     app.state.vdata = state
-    app.state.pages = PageCaches()
+    app.state.pages = PageCaches(settings.count_cache_s)
     # Added innermost first: a request meets the access log, the security headers, the guard, the rate limit.
     app.add_middleware(RateLimit, limiter=state.put_limiter, methods=("PUT",), paths=("/v1/records",))
     app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes)

@@ -13,7 +13,7 @@ import binascii
 import re
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -30,6 +30,7 @@ from vdata.server.store import FULL_COLUMNS
 SORTABLE: tuple[str, ...] = ("seq", "created_at", "category", "strategy", "provider", "contributor")
 FACETS: tuple[str, ...] = ("category", "strategy", "provider", "contributor")
 FACET_LIMIT = 12  # values shown per facet (the most frequent)
+FACET_SAMPLE = 10_000  # matching rows a filtered view's facets are counted over
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -175,18 +176,43 @@ def fetch_record(engine: Engine, record_id: str) -> dict[str, Any] | None:
 
 
 def facet_counts(engine: Engine, filters: Filters) -> dict[str, Any]:
-    """{"total": n, "facets": {column: [(value, n), ...]}} for the approved records `filters` selects."""
+    """{"total": n, "facets": {column: [(value, n), ...]}, "sampled": bool, "counted": rows counted} for
+    the approved records `filters` selects.
+
+    Without filters each facet is one GROUP BY over its (status, column) index: exact, and cached by the
+    caller. With filters the facets are counted over the first FACET_SAMPLE matching rows (one indexed
+    read, counted here), so a broad filter or a common search word costs no more than a narrow one;
+    `sampled` says when the counts cover only those rows. The total is always exact.
+    """
     where = _where(filters, engine.dialect.name)
-    out: dict[str, Any] = {"facets": {}}
+    c = record_store.c
     with engine.connect() as conn:
-        for name in FACETS:
-            col = record_store.c[name]
-            n = func.count().label("n")
-            rows = conn.execute(select(col, n).where(*where).group_by(col).order_by(n.desc(), col)).all()
-            out["facets"][name] = [(value, count) for value, count in rows[:FACET_LIMIT]]
-            if name == "category":
-                out["total"] = sum(count for _, count in rows)
-    return out
+        if filters == Filters():
+            facets: dict[str, list[tuple[str, int]]] = {}
+            for name in FACETS:
+                n = func.count().label("n")
+                rows = conn.execute(
+                    select(c[name], n).where(*where).group_by(c[name]).order_by(n.desc(), c[name])
+                ).all()
+                facets[name] = [(value, count) for value, count in rows[:FACET_LIMIT]]
+                if name == "category":
+                    total = sum(count for _, count in rows)
+            return {"total": total, "facets": facets, "sampled": False, "counted": total}
+        sample = conn.execute(
+            select(*(c[name] for name in FACETS)).where(*where).order_by(c.seq).limit(FACET_SAMPLE + 1)
+        ).all()
+        sampled = len(sample) > FACET_SAMPLE
+        sample = sample[:FACET_SAMPLE]
+        total = (
+            conn.execute(select(func.count()).select_from(record_store).where(*where)).scalar_one()
+            if sampled
+            else len(sample)
+        )
+    counted = {name: Counter(row[i] for row in sample).most_common() for i, name in enumerate(FACETS)}
+    facets = {
+        name: sorted(pairs, key=lambda p: (-p[1], p[0]))[:FACET_LIMIT] for name, pairs in counted.items()
+    }
+    return {"total": total, "facets": facets, "sampled": sampled, "counted": len(sample)}
 
 
 def overview(engine: Engine) -> dict[str, Any]:
@@ -212,39 +238,50 @@ def overview(engine: Engine) -> dict[str, Any]:
 
 @dataclass
 class TtlCache:
-    """Results of slow counts, per key, reused for `ttl_s` seconds; at most `size` keys (least recently
-    used dropped). A miss computes under the key's own lock, so a burst of readers of one cold filter
-    runs the count once, not once per reader."""
+    """Results of slow counts, per key, fresh for `ttl_s` seconds; at most `size` keys (least recently
+    used dropped). A key never computed is computed by the first reader (under the key's own lock, so a
+    burst of readers of one cold filter runs the count once); a stale one is served as it is while one
+    background thread recomputes it, so no reader waits for a count the cache has seen before."""
 
     ttl_s: float = 30.0
     size: int = 512
     _entries: OrderedDict[Any, tuple[float, Any]] = field(default_factory=OrderedDict)
     _locks: dict[Any, threading.Lock] = field(default_factory=dict)
+    _refreshing: set[Any] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def get(self, key: Any, compute: Callable[[], Any]) -> Any:
-        hit = self._fresh(key)
-        if hit is not None:
-            return hit[1]
+        if self.ttl_s <= 0:
+            return compute()
         with self._lock:
+            hit = self._entries.get(key)
+            if hit is not None:
+                self._entries.move_to_end(key)
+                if time.monotonic() - hit[0] >= self.ttl_s and key not in self._refreshing:
+                    self._refreshing.add(key)
+                    threading.Thread(target=self._refresh, args=(key, compute), daemon=True).start()
+                return hit[1]
             key_lock = self._locks.setdefault(key, threading.Lock())
         with key_lock:
-            hit = self._fresh(key)
+            with self._lock:
+                hit = self._entries.get(key)
             if hit is not None:
                 return hit[1]
             value = compute()
-            with self._lock:
-                self._entries[key] = (time.monotonic(), value)
-                self._entries.move_to_end(key)
-                while len(self._entries) > self.size:
-                    old, _ = self._entries.popitem(last=False)
-                    self._locks.pop(old, None)
+            self._store(key, value)
             return value
 
-    def _fresh(self, key: Any) -> tuple[float, Any] | None:
+    def _refresh(self, key: Any, compute: Callable[[], Any]) -> None:
+        try:
+            self._store(key, compute())
+        finally:
+            with self._lock:
+                self._refreshing.discard(key)
+
+    def _store(self, key: Any, value: Any) -> None:
         with self._lock:
-            hit = self._entries.get(key)
-            if hit is not None and time.monotonic() - hit[0] < self.ttl_s:
-                self._entries.move_to_end(key)
-                return hit
-        return None
+            self._entries[key] = (time.monotonic(), value)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.size:
+                old, _ = self._entries.popitem(last=False)
+                self._locks.pop(old, None)

@@ -49,6 +49,7 @@ ENV_LIMITS: dict[str, tuple[str, type]] = {
     "query_row_limit": ("VDATA_QUERY_ROW_LIMIT", int),
     "put_rate": ("VDATA_PUT_RATE", float),
     "put_burst": ("VDATA_PUT_BURST", int),
+    "count_cache_s": ("VDATA_COUNT_CACHE_S", float),
 }
 
 
@@ -69,6 +70,8 @@ class ServerSettings(StageSettings):
     donate_url: str | None = None
     # `vdata audit`'s report.json of the public dataset: its figures are shown on the home page.
     audit_report: Path | None = None
+    # Seconds the pages reuse a count (facets, home page figures) before recomputing it in the background.
+    count_cache_s: float = Field(30.0, ge=0)
     donate_message: str = "vdata and its public dataset are run by volunteers. If the data helped you, please consider a donation."
     strategies: tuple[Annotated[str, Field(min_length=1, max_length=40)], ...] = Field(
         DEFAULT_STRATEGIES, min_length=1

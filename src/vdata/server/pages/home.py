@@ -11,7 +11,6 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
-from vdata.server import browse
 from vdata.server.pages.render import caches, render
 from vdata.server.state import ServerState
 
@@ -82,9 +81,7 @@ def _month_chart(by_month: list[tuple[str, int]]) -> dict[str, Any]:
 
 async def home_page(request: Request) -> HTMLResponse:
     state: ServerState = request.app.state.vdata
-    figures = await run_in_threadpool(
-        caches(request).overview.get, "overview", lambda: browse.overview(state.engine)
-    )
+    figures = await run_in_threadpool(caches(request).overview, state.engine)
     report = state.settings.audit_report
     return render(
         request,

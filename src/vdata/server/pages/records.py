@@ -111,11 +111,7 @@ async def records_page(request: Request) -> Response:
     if fmt == "csv":
         headers = {"X-Next-Cursor": page.next_cursor} if page.next_cursor else {}
         return table_response(page.columns, page.rows, "csv", headers)
-    counts = await run_in_threadpool(
-        caches(request).facets.get,
-        page_request.filters,
-        lambda: browse.facet_counts(engine, page_request.filters),
-    )
+    counts = await run_in_threadpool(caches(request).facets, engine, page_request.filters)
     cursor = {"after": request.query_params.get("after"), "before": request.query_params.get("before")}
     return render(
         request,

@@ -16,8 +16,10 @@ from urllib.parse import urlencode
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from sqlalchemy import Engine
 
 from vdata import __version__
+from vdata.server import browse
 from vdata.server.browse import TtlCache
 from vdata.server.state import ServerState
 
@@ -82,11 +84,25 @@ def error_page(request: Request, status_code: int, title: str, message: str) -> 
 
 
 class PageCaches:
-    """The pages' short-lived caches of counts, one per server (held on `app.state.pages`)."""
+    """The pages' cached counts, one set per server (held on `app.state.pages`)."""
 
     def __init__(self, ttl_s: float = 30.0) -> None:
-        self.facets = TtlCache(ttl_s=ttl_s)
-        self.overview = TtlCache(ttl_s=ttl_s, size=4)
+        self._facets = TtlCache(ttl_s=ttl_s)
+        self._overview = TtlCache(ttl_s=ttl_s, size=1)
+
+    def facets(self, engine: Engine, filters: browse.Filters) -> dict[str, Any]:
+        result: dict[str, Any] = self._facets.get(filters, lambda: browse.facet_counts(engine, filters))
+        return result
+
+    def overview(self, engine: Engine) -> dict[str, Any]:
+        result: dict[str, Any] = self._overview.get("overview", lambda: browse.overview(engine))
+        return result
+
+    def warm(self, engine: Engine) -> None:
+        """Compute the counts every reader starts from (home, the unfiltered /records), so that the first
+        readers after a start do not wait for them."""
+        self.overview(engine)
+        self.facets(engine, browse.Filters())
 
 
 def caches(request: Request) -> PageCaches:
