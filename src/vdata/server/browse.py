@@ -20,8 +20,20 @@ from datetime import date, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Engine, and_, func, literal_column, or_, select, text
-from sqlalchemy.sql import Select
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    Integer,
+    and_,
+    column,
+    func,
+    literal_column,
+    or_,
+    select,
+    table,
+    text,
+)
+from sqlalchemy.sql import FromClause, Select
 
 from vdata.server.db import PUBLIC_COLUMNS, record_store
 from vdata.server.store import FULL_COLUMNS
@@ -50,9 +62,31 @@ class Filters:
         return _WORD.findall(self.q or "")[:16]
 
 
-def _where(filters: Filters, dialect: str) -> list[ColumnElement[bool]]:
+# SQLite's full-text index: an FTS5 table whose rowid is record_store.seq (migration 0003).
+records_fts = table("records_fts", column("rowid", Integer))
+_FTS_MATCH = text("records_fts MATCH :fts_match")
+
+
+def _fts_match(filters: Filters) -> str:
+    # Each word quoted: FTS5 query syntax (AND, NEAR, column filters) never comes from the reader.
+    return " ".join(f'"{w}"' for w in filters.words())
+
+
+def _selection(filters: Filters, dialect: str) -> tuple[FromClause, ColumnElement[Any], list[Any]]:
+    """(FROM clause, the seq column to order and page by, WHERE conditions) of the approved records
+    `filters` selects.
+
+    A SQLite search reads the FTS5 index first, joined to record_store, and orders by the index's rowid
+    (= seq): FTS5 yields rowids in order, so a page stops after its rows instead of collecting every
+    match first. PostgreSQL matches with `@@` over the GIN index.
+    """
     c = record_store.c
-    where: list[ColumnElement[bool]] = [c.status == "approved"]
+    words = filters.words()
+    fts = bool(words) and dialect != "postgresql"
+    # With a SQLite search, the status test is written so that no index of record_store can serve it:
+    # otherwise SQLite may walk record_store and run the full-text query once per row.
+    status = c.status + "" if fts else c.status
+    where: list[Any] = [status == "approved"]
     if filters.category:
         where.append(c.category.in_(filters.category))
     for name in ("strategy", "provider", "contributor"):
@@ -63,21 +97,14 @@ def _where(filters: Filters, dialect: str) -> list[ColumnElement[bool]]:
         where.append(c.created_at >= filters.date_from.isoformat())
     if filters.date_to:
         where.append(c.created_at < (filters.date_to + timedelta(days=1)).isoformat())
-    words = filters.words()
+    if fts:
+        where.append(_FTS_MATCH.bindparams(fts_match=_fts_match(filters)))
+        joined = records_fts.join(record_store, c.seq == records_fts.c.rowid)
+        return joined, records_fts.c.rowid, where
     if words:
-        if dialect == "postgresql":
-            tsquery = func.plainto_tsquery(literal_column("'simple'"), " ".join(words))
-            where.append(func.to_tsvector(literal_column("'simple'"), c.text).op("@@")(tsquery))
-        else:
-            # Each word quoted: FTS5 query syntax (AND, NEAR, column filters) never comes from the reader.
-            match = " ".join(f'"{w}"' for w in words)
-            fts = (
-                select(literal_column("rowid"))
-                .select_from(text("records_fts"))
-                .where(text("records_fts MATCH :fts_match").bindparams(fts_match=match))
-            )
-            where.append(c.seq.in_(fts.scalar_subquery()))
-    return where
+        tsquery = func.plainto_tsquery(literal_column("'simple'"), " ".join(words))
+        where.append(func.to_tsvector(literal_column("'simple'"), c.text).op("@@")(tsquery))
+    return record_store, c.seq, where
 
 
 # --------------------------------------------------------------------------------------- pages
@@ -118,23 +145,26 @@ class Page:
 
 def _page_statement(request: PageRequest, dialect: str) -> Select[Any]:
     c = record_store.c
-    key = c[request.sort]
+    source, seq_col, where = _selection(request.filters, dialect)
+    key = seq_col if request.sort == "seq" else c[request.sort]
     backwards = request.before is not None
     # Walking backwards from `before` reads the page in reverse order; the rows are flipped afterwards.
     ascending = request.descending == backwards
-    stmt = select(c.seq, key.label("sort_key"), *(c[n] for n in PUBLIC_COLUMNS)).where(
-        *_where(request.filters, dialect)
+    stmt = (
+        select(c.seq, key.label("sort_key"), *(c[n] for n in PUBLIC_COLUMNS))
+        .select_from(source)
+        .where(*where)
     )
     boundary = request.before or request.after
     if boundary:
         value, seq = decode_cursor(boundary)
         if request.sort == "seq":
-            stmt = stmt.where(c.seq > seq if ascending else c.seq < seq)
+            stmt = stmt.where(seq_col > seq if ascending else seq_col < seq)
         elif ascending:
-            stmt = stmt.where(or_(key > value, and_(key == value, c.seq > seq)))
+            stmt = stmt.where(or_(key > value, and_(key == value, seq_col > seq)))
         else:
-            stmt = stmt.where(or_(key < value, and_(key == value, c.seq < seq)))
-    order = [key.asc(), c.seq.asc()] if ascending else [key.desc(), c.seq.desc()]
+            stmt = stmt.where(or_(key < value, and_(key == value, seq_col < seq)))
+    order = [key.asc(), seq_col.asc()] if ascending else [key.desc(), seq_col.desc()]
     if request.sort == "seq":
         order = order[1:]
     return stmt.order_by(*order).limit(request.limit + 1)
@@ -184,7 +214,7 @@ def facet_counts(engine: Engine, filters: Filters) -> dict[str, Any]:
     read, counted here), so a broad filter or a common search word costs no more than a narrow one;
     `sampled` says when the counts cover only those rows. The total is always exact.
     """
-    where = _where(filters, engine.dialect.name)
+    source, seq_col, where = _selection(filters, engine.dialect.name)
     c = record_store.c
     with engine.connect() as conn:
         if filters == Filters():
@@ -199,12 +229,16 @@ def facet_counts(engine: Engine, filters: Filters) -> dict[str, Any]:
                     total = sum(count for _, count in rows)
             return {"total": total, "facets": facets, "sampled": False, "counted": total}
         sample = conn.execute(
-            select(*(c[name] for name in FACETS)).where(*where).order_by(c.seq).limit(FACET_SAMPLE + 1)
+            select(*(c[name] for name in FACETS))
+            .select_from(source)
+            .where(*where)
+            .order_by(seq_col)
+            .limit(FACET_SAMPLE + 1)
         ).all()
         sampled = len(sample) > FACET_SAMPLE
         sample = sample[:FACET_SAMPLE]
         total = (
-            conn.execute(select(func.count()).select_from(record_store).where(*where)).scalar_one()
+            conn.execute(select(func.count()).select_from(source).where(*where)).scalar_one()
             if sampled
             else len(sample)
         )
@@ -270,6 +304,12 @@ class TtlCache:
             value = compute()
             self._store(key, value)
             return value
+
+    def peek(self, key: Any) -> Any | None:
+        """The cached value of `key` (fresh or stale), or None: lets a caller skip a thread hop on a hit."""
+        with self._lock:
+            hit = self._entries.get(key)
+        return None if hit is None else hit[1]
 
     def _refresh(self, key: Any, compute: Callable[[], Any]) -> None:
         try:

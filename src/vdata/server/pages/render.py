@@ -94,6 +94,9 @@ class PageCaches:
         result: dict[str, Any] = self._facets.get(filters, lambda: browse.facet_counts(engine, filters))
         return result
 
+    def cached_facets(self, filters: browse.Filters) -> bool:
+        return self._facets.ttl_s > 0 and self._facets.peek(filters) is not None
+
     def overview(self, engine: Engine) -> dict[str, Any]:
         result: dict[str, Any] = self._overview.get("overview", lambda: browse.overview(engine))
         return result
