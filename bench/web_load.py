@@ -6,9 +6,8 @@ upgrade). The server runs in its own process (uvicorn, one worker); 16 concurren
 (bench/server_load.py's minimal asyncio client) ask for one scenario at a time, for --seconds each, and
 the latency of each answer is measured on loopback: p50 and p99 per scenario, HTML page and JSON API.
 
-Scenarios: /records first page; the page at row 500,000 (page 10,000 of 50 rows; the deepest page when
-N is smaller) by keyset cursor; a filtered page (category + strategy); a search (words); the facet
-counts (served from the pages' 30 s count cache; a cold computation is timed separately, once per
+Scenarios: /records first page; page 10,000 of 50 rows (the deepest page when N is smaller) by keyset
+cursor; a filtered page (category + strategy); a search (words); the facet counts (served from the pages' 30 s count cache; a cold computation is timed separately, once per
 backend); `/` (home). JSON twins: /v1/records with the same filter and cursor, /v1/records?q (a substring
 filter: the API's search), /v1/query GROUP BY (the facets), /v1/stats (home).
 
@@ -124,7 +123,8 @@ def scenarios(n: int) -> list[tuple[str, list[str], list[str], float]]:
     """(name, HTML paths, JSON paths, p99 target ms)."""
     from vdata.server import browse, store
 
-    deep_seq = min(10_000 * PAGE, n - PAGE)  # seq runs 1..N in load order: the row the page starts after
+    # seq runs 1..N in load order: page 10,000 starts after row 499,950 (the deepest page when N is smaller).
+    deep_seq = min((10_000 - 1) * PAGE, n - PAGE)
     deep = browse.encode_cursor(deep_seq, deep_seq)
     searches = ["pilot brilliant", "surgeon quiet", "judge", "nurse funny"]
     return [
