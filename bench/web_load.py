@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import httpx
+
 # bench/server_load.py: the throw-away PostgreSQL cluster, the server process and the load client.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from server_load import Postgres, ServerProcess, get_load
@@ -180,6 +182,12 @@ def run_backend(backend: str, db_url: str, n: int, seconds: float) -> list[str]:
     ]
     first_p99 = None
     try:
+        # The server computes the home page's and the unfiltered table's counts right after start; a
+        # reader's first request waits for them. Measure from then on.
+        t0 = time.perf_counter()
+        for path in ("/", "/records"):
+            httpx.get(server.url + path, timeout=600).raise_for_status()
+        lines.append(f"  counts ready {time.perf_counter() - t0:.1f} s after start")
         for name, html, api, target in scenarios(n):
             h50, h99, hn, herr = measure(server.port, html, seconds)
             j50, j99, jn, jerr = measure(server.port, api, seconds)
