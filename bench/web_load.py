@@ -171,11 +171,14 @@ def scenarios(n: int) -> list[tuple[str, list[str], list[str], float]]:
     ]
 
 
-def measure(port: int, paths: list[str], seconds: float) -> tuple[float, float, int, int]:
-    asyncio.run(get_load(port, min(1.0, seconds), CLIENTS, paths))  # warm-up: connections, caches
-    count, errors, lat = asyncio.run(get_load(port, seconds, CLIENTS, paths))
+def measure(server: ServerProcess, paths: list[str], seconds: float) -> tuple[float, float, int, int, float]:
+    """(p50 ms, p99 ms, requests, errors, server CPU ms per request) of `paths` at CLIENTS readers."""
+    asyncio.run(get_load(server.port, min(1.0, seconds), CLIENTS, paths))  # warm-up: connections, caches
+    cpu0 = server.cpu_seconds()
+    count, errors, lat = asyncio.run(get_load(server.port, seconds, CLIENTS, paths))
+    cpu_ms = (server.cpu_seconds() - cpu0) * 1000 / max(count, 1)
     ms = sorted(x * 1000 for x in lat)
-    return ms[len(ms) // 2], ms[min(len(ms) - 1, int(len(ms) * 0.99))], count, errors
+    return ms[len(ms) // 2], ms[min(len(ms) - 1, int(len(ms) * 0.99))], count, errors, cpu_ms
 
 
 def run_backend(backend: str, db_url: str, n: int, seconds: float) -> list[str]:
@@ -201,14 +204,14 @@ def run_backend(backend: str, db_url: str, n: int, seconds: float) -> list[str]:
             httpx.get(server.url + path, timeout=600).raise_for_status()
         lines.append(f"  counts ready {time.perf_counter() - t0:.1f} s after start")
         for name, html, api, target in scenarios(n):
-            h50, h99, hn, herr = measure(server.port, html, seconds)
-            j50, j99, jn, jerr = measure(server.port, api, seconds)
+            h50, h99, hn, herr, hcpu = measure(server, html, seconds)
+            j50, j99, jn, jerr, jcpu = measure(server, api, seconds)
             first_p99 = first_p99 or h99
             verdict = "ok" if h99 <= target else "OVER"
             extra = f"  ({h99 / first_p99:.2f}x first page)" if name.startswith("page ") else ""
             lines.append(
-                f"  {name:<16} html p50 {h50:7.1f} p99 {h99:7.1f} ms ({hn} req, {herr} err) | "
-                f"json p50 {j50:7.1f} p99 {j99:7.1f} ms ({jn} req, {jerr} err) | "
+                f"  {name:<16} html p50 {h50:7.1f} p99 {h99:7.1f} ms, cpu {hcpu:5.2f} ms/req ({hn} req, {herr} err) | "
+                f"json p50 {j50:7.1f} p99 {j99:7.1f} ms, cpu {jcpu:5.2f} ms/req ({jn} req, {jerr} err) | "
                 f"target p99 <= {target:.0f}: {verdict}{extra}"
             )
             print(lines[-1], flush=True)
