@@ -300,3 +300,24 @@ def test_home_says_plainly_when_bias_is_not_measured(
     finally:
         server.close()
         threaded.__exit__(None, None, None)
+
+
+def test_record_page_renders_a_given_moderation_history(pages_server: Server) -> None:
+    """The slot the moderation audit log fills: `history` in the record page's context."""
+    from vdata.server import browse
+    from vdata.server.pages.record import record_context
+    from vdata.server.pages.render import environment
+
+    record_id = pages_server.http.get("/records", params={"format": "json"}).json()["records"][0]["id"]
+    record = browse.fetch_record(pages_server.engine, record_id)
+    assert record is not None
+    history = [
+        {"at": "2026-11-30T10:00:00Z", "moderator": "ann", "old": "pending", "new": "approved",
+         "reason": "<script>alert(1)</script>"},
+    ]  # fmt: skip
+    template = environment().get_template("record.html")
+    base = {"path": f"/records/{record_id}", "donate_url": None, **record_context(record)}
+    with_history = template.render({**base, "history": history})
+    assert "<h2>Moderation history</h2>" in with_history and "<bdi>ann</bdi>" in with_history
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in with_history and "<script>alert" not in with_history
+    assert "Moderation history" not in template.render(base)
