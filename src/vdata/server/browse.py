@@ -65,6 +65,8 @@ class Filters:
 # SQLite's full-text index: an FTS5 table whose rowid is record_store.seq (migration 0003).
 records_fts = table("records_fts", column("rowid", Integer))
 _FTS_MATCH = text("records_fts MATCH :fts_match")
+# PostgreSQL's: the stored column record_store.text_tsv (migration 0003), not in the table's metadata.
+_TEXT_TSV = literal_column("record_store.text_tsv")
 
 
 def _fts_match(filters: Filters) -> str:
@@ -78,7 +80,7 @@ def _selection(filters: Filters, dialect: str) -> tuple[FromClause, ColumnElemen
 
     A SQLite search reads the FTS5 index first, joined to record_store, and orders by the index's rowid
     (= seq): FTS5 yields rowids in order, so a page stops after its rows instead of collecting every
-    match first. PostgreSQL matches with `@@` over the GIN index.
+    match first. PostgreSQL matches the stored tsvector with `@@`.
     """
     c = record_store.c
     words = filters.words()
@@ -103,7 +105,7 @@ def _selection(filters: Filters, dialect: str) -> tuple[FromClause, ColumnElemen
         return joined, records_fts.c.rowid, where
     if words:
         tsquery = func.plainto_tsquery(literal_column("'simple'"), " ".join(words))
-        where.append(func.to_tsvector(literal_column("'simple'"), c.text).op("@@")(tsquery))
+        where.append(_TEXT_TSV.op("@@")(tsquery))
     return record_store, c.seq, where
 
 
