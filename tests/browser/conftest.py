@@ -47,7 +47,12 @@ def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[s
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`vdata serve` on a fresh SQLite database, as a user would start it; yields its base URL."""
     home = tmp_path_factory.mktemp("browser-server")
-    env = os.environ | {"VDATA_HOME": str(home), "VDATA_MODERATOR_TOKEN": "browser-test-token"}
+    # Counts recomputed on every page (no cache), so that pages show the data a test just seeded.
+    env = os.environ | {
+        "VDATA_HOME": str(home),
+        "VDATA_MODERATOR_TOKEN": "browser-test-token",
+        "VDATA_COUNT_CACHE_S": "0",
+    }
     process, url = start_serve(
         [sys.executable, "-m", "vdata.cli"], f"sqlite:///{home / 'vdata.db'}", env, log=home / "serve.log"
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -21,7 +22,9 @@ from starlette.staticfiles import StaticFiles
 from vdata import __version__
 from vdata.core.ratelimit import KeyedTokenBuckets
 from vdata.server import db
-from vdata.server.middleware import AccessLog, RateLimit, RequestGuard
+from vdata.server.middleware import AccessLog, RateLimit, RequestGuard, SecurityHeaders
+from vdata.server.pages import page_routes
+from vdata.server.pages.render import PageCaches
 from vdata.server.pages_admin import admin_page_routes
 from vdata.server.pgread import AsyncReadPool
 from vdata.server.routers import info, moderation, query, records
@@ -47,6 +50,8 @@ async def _lifespan(app: FastAPI, *, migrate: bool) -> AsyncIterator[None]:
                 "transactions with a timeout, without the role layer",
                 settings.readonly_role,
             )
+    # The counts of the home page and of /records, computed once in the background (seconds at 10^6 rows).
+    threading.Thread(target=app.state.pages.warm, args=(engine,), daemon=True).start()
     log.info(json.dumps({"event": "ready", "db": engine.url.render_as_string(hide_password=True)}))
     yield
     if state.read_pool is not None:
@@ -73,6 +78,8 @@ def create_app(settings: ServerSettings, *, migrate: bool = True) -> FastAPI:
         routes=[
             *records.router.routes,
             *query.router.routes,
+            # The reader pages (HTML) before info: `/` is the home page (server information is at /v1/).
+            *page_routes(),
             *info.router.routes,
             *moderation.router.routes,
             *docs_routes(),
@@ -82,8 +89,10 @@ def create_app(settings: ServerSettings, *, migrate: bool = True) -> FastAPI:
         docs_url=None,  # served by docs_routes, from local files
     )
     app.state.vdata = state
-    # Added innermost first: a request meets the access log, then the guard, then the rate limit.
+    app.state.pages = PageCaches(settings.count_cache_s)
+    # Added innermost first: a request meets the access log, the security headers, the guard, the rate limit.
     app.add_middleware(RateLimit, limiter=state.put_limiter, methods=("PUT",), paths=("/v1/records",))
     app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(AccessLog)
     return app

@@ -7,6 +7,7 @@ shell history or a config file.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field
@@ -48,6 +49,7 @@ ENV_LIMITS: dict[str, tuple[str, type]] = {
     "query_row_limit": ("VDATA_QUERY_ROW_LIMIT", int),
     "put_rate": ("VDATA_PUT_RATE", float),
     "put_burst": ("VDATA_PUT_BURST", int),
+    "count_cache_s": ("VDATA_COUNT_CACHE_S", float),
 }
 
 
@@ -66,6 +68,10 @@ class ServerSettings(StageSettings):
     put_burst: int = Field(20, ge=1)
     readonly_role: str = "vdata_readonly"
     donate_url: str | None = None
+    # `vdata audit`'s report.json of the public dataset: its figures are shown on the home page.
+    audit_report: Path | None = None
+    # Seconds the pages reuse a count (facets, home page figures) before recomputing it in the background.
+    count_cache_s: float = Field(30.0, ge=0)
     donate_message: str = "vdata and its public dataset are run by volunteers. If the data helped you, please consider a donation."
     strategies: tuple[Annotated[str, Field(min_length=1, max_length=40)], ...] = Field(
         DEFAULT_STRATEGIES, min_length=1
@@ -87,6 +93,8 @@ class ServerSettings(StageSettings):
                     raise UserError(f"{name} must be a number, got {os.environ[name]!r}") from e
         if os.environ.get("VDATA_DONATE_URL"):
             values["donate_url"] = os.environ["VDATA_DONATE_URL"]
+        if os.environ.get("VDATA_AUDIT_REPORT"):
+            values["audit_report"] = Path(os.environ["VDATA_AUDIT_REPORT"])
         if os.environ.get("VDATA_DONATE_MESSAGE"):
             values["donate_message"] = os.environ["VDATA_DONATE_MESSAGE"]
         values["moderator_token"] = os.environ.get("VDATA_MODERATOR_TOKEN") or None

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
+from starlette.concurrency import run_in_threadpool
 
 from vdata import __version__
 from vdata.server import db, store
+from vdata.server.auth import moderation_enabled
 from vdata.server.responses import json_response
 from vdata.server.state import State
 
 router = APIRouter()
 
 
-@router.get("/", include_in_schema=False)
 @router.get("/v1/", summary="Server information and limits")
 async def info(state: State) -> Response:
     settings = state.settings
@@ -21,7 +22,7 @@ async def info(state: State) -> Response:
             "name": "vdata",
             "version": __version__,
             "docs": "/docs",
-            "moderation": bool(settings.moderator_token),
+            "moderation": await run_in_threadpool(moderation_enabled, state.engine, settings.moderator_token),
             "limits": {
                 "batch_size": settings.batch_size,
                 "max_body_bytes": settings.max_body_bytes,
