@@ -134,3 +134,30 @@ def test_usage_error_exits_2_with_clicks_message(
         main()
     assert exit_.value.code == 2
     assert "No such option: --no-such-flag" in capsys.readouterr().err
+
+
+def _parses(argv: list[str]) -> None:
+    """Parse a `vdata ...` command line as the CLI would, without running it (UsageError if invalid)."""
+    group = typer.main.get_command(app)
+    ctx = group.make_context("vdata", [], resilient_parsing=True)  # the group alone: no "no args" help
+    name, command, rest = group.resolve_command(ctx, list(argv))
+    assert command is not None, f"no command {name!r}"
+    command.make_context(name, rest, parent=ctx)
+
+
+def test_home_page_contribution_lines_are_real_commands() -> None:
+    """The lines the public home page tells contributors to run are commands vdata accepts."""
+    import html
+    import shlex
+
+    template = Path(__file__).resolve().parents[1] / "src" / "vdata" / "server" / "templates" / "home.html"
+    lines = [
+        html.unescape(line).replace("{{ server_url }}", "http://127.0.0.1:8000")
+        for line in template.read_text(encoding="utf-8").splitlines()
+        if line.startswith("vdata ")
+    ]
+    assert [shlex.split(line)[1] for line in lines] == ["gen", "audit", "push", "pull"]
+    for line in lines:
+        _parses(shlex.split(line)[1:])
+    with pytest.raises(Exception, match="No such option"):
+        _parses(["gen", "--category", "gender", "out.jsonl"])  # what the page said before

@@ -226,5 +226,7 @@ def test_about_page(page: Page, admin_server: str, screenshots_dir: Path) -> Non
     page.goto(f"{admin_server}/about")
     expect(page.locator("svg.adm-chart rect")).to_have_count(12)
     expect(page.locator("table.adm-table").last).to_contain_text("2026-11")
-    expect(page.get_by_role("link", name="Donate")).to_have_attribute("href", "https://example.org/donate")
+    expect(page.get_by_role("main").get_by_role("link", name="Donate")).to_have_attribute(
+        "href", "https://example.org/donate"
+    )
     page.screenshot(path=str(screenshots_dir / "about.png"), full_page=True)

@@ -8,11 +8,13 @@ marks a contributed value `safe`. Inline SVG (the charts) is made by templates t
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import markupsafe
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
@@ -53,6 +55,32 @@ def bar_width(value: int, values: Sequence[int], full: int = 120) -> int:
     return max(1, round(full * value / top)) if top and value else 0
 
 
+# Bidirectional controls (embeddings, overrides, isolates) can make contributed text read differently
+# from what it is; moderators see each one as a visible mark instead of its effect.
+BIDI_CONTROLS = {
+    "\u202a": "LRE",
+    "\u202b": "RLE",
+    "\u202c": "PDF",
+    "\u202d": "LRO",
+    "\u202e": "RLO",
+    "\u2066": "LRI",
+    "\u2067": "RLI",
+    "\u2068": "FSI",
+    "\u2069": "PDI",
+    "\u200e": "LRM",
+    "\u200f": "RLM",
+}
+_BIDI = re.compile("[" + "".join(BIDI_CONTROLS) + "]")
+
+
+def reveal_bidi(value: object) -> markupsafe.Markup:
+    """Escaped text with each bidirectional control shown as a visible tag such as [RLO]."""
+    escaped = str(markupsafe.escape(value))
+    return markupsafe.Markup(
+        _BIDI.sub(lambda m: f'<span class="adm-bidi">[{BIDI_CONTROLS[m.group()]}]</span>', escaped)
+    )
+
+
 @functools.cache
 def environment() -> Environment:
     env = Environment(
@@ -64,6 +92,7 @@ def environment() -> Environment:
     )
     env.globals.update(nav=NAV, version=__version__, query_url=query_url, bar_width=bar_width)
     env.filters["thousands"] = lambda n: f"{n:,}"
+    env.filters["reveal_bidi"] = reveal_bidi
     return env
 
 

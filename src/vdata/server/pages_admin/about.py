@@ -66,4 +66,4 @@ def add_routes(router: APIRouter) -> None:
             # Only web links: an operator's typo must not become a javascript: link.
             "donate_url": url if url and url.startswith(("https://", "http://")) else None,
         }
-        return page("about.html", context)
+        return page(request, "about.html", context)

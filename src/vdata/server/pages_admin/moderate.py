@@ -121,7 +121,7 @@ def add_routes(router: APIRouter) -> None:
             "notice": _notice(params),
             "error": FORM_ERRORS.get(params.get("error", ""), ""),
         }
-        return page("moderate.html", context, private=True)
+        return page(request, "moderate.html", context, private=True)
 
     @router.post("/moderate")
     async def moderate_action(request: Request) -> Response:

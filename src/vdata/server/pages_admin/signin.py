@@ -21,6 +21,7 @@ def signin_page(request: Request, *, error: str = "", status: int = 200) -> Resp
     state = server_state(request)
     csrf = secrets.token_urlsafe(32)
     response = page(
+        request,
         "signin.html",
         {
             "csrf": csrf,
