@@ -1,0 +1,59 @@
+"""`vdata snapshot` (the approved records as Parquet files with a dataset card) and `vdata publish`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def register_snapshot(app: typer.Typer) -> None:
+    """Add snapshot and publish to `app`."""
+
+    @app.command()
+    def snapshot(
+        out_dir: Path = typer.Argument(..., help="Folder of snapshots; each snapshot is a new folder in it."),
+        db: str = typer.Option(
+            None,
+            "--db",
+            help="Database URL: postgresql://USER:PASS@HOST/DB or sqlite:///PATH (default: env VDATA_DB, "
+            "else SQLite in the data dir).",
+        ),
+        max_shard_mb: float = typer.Option(500, "--max-shard-mb", help="Largest Parquet shard, in MB."),
+        audit_report: Path = typer.Option(
+            None, "--audit-report", help="report.json of the latest `vdata audit`, for the dataset card."
+        ),
+        license: str = typer.Option(
+            "cc-by-4.0", "--license", help="Licence of the dataset (Hub identifier)."
+        ),
+        settle: float = typer.Option(
+            60,
+            "--settle",
+            help="Seconds: records approved this recently wait for the next snapshot.",
+        ),
+    ) -> None:
+        """Write the approved records as zstd Parquet shards (one config per category), manifest.json, a dataset
+        card (README.md) and croissant.json. Incremental: only what changed since the previous snapshot is
+        written; unchanged shards are hard-linked."""
+        import os
+
+        from vdata.server.settings import normalise_db_url
+        from vdata.server.snapshot import make_settings, take_snapshot
+
+        settings = make_settings(
+            db_url=normalise_db_url(db or os.environ.get("VDATA_DB")),
+            out_dir=out_dir,
+            max_shard_bytes=int(max_shard_mb * 1024 * 1024),
+            audit_report=audit_report,
+            license=license,
+            settle_s=settle,
+        )
+        manifest = take_snapshot(settings)
+        if manifest is None:
+            typer.echo("nothing changed since the latest snapshot; nothing written")
+            return
+        added = len(manifest["files_added"])
+        typer.echo(
+            f"snapshot {manifest['snapshot_id']}: {manifest['rows']:,} records in {len(manifest['files'])} "
+            f"files ({added} new) in {out_dir / manifest['snapshot_id']}"
+        )
