@@ -7,6 +7,7 @@ shell history or a config file.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field
@@ -65,6 +66,8 @@ class ServerSettings(StageSettings):
     put_rate: float = Field(5.0, gt=0)
     put_burst: int = Field(20, ge=1)
     readonly_role: str = "vdata_readonly"
+    # Folder of `vdata snapshot` output served at /v1/snapshots (None: no snapshots served).
+    snapshots_dir: Path | None = None
     donate_url: str | None = None
     donate_message: str = "vdata and its public dataset are run by volunteers. If the data helped you, please consider a donation."
     strategies: tuple[Annotated[str, Field(min_length=1, max_length=40)], ...] = Field(
