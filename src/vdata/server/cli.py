@@ -70,6 +70,9 @@ def register(app: typer.Typer, *, strategy_names: Callable[[], Sequence[str]] | 
         query_row_limit: int = typer.Option(
             None, "--query-row-limit", help="Most rows per /v1/query (default 10000)."
         ),
+        snapshots: Path = typer.Option(
+            None, "--snapshots", help="Folder of `vdata snapshot` output to serve at /v1/snapshots."
+        ),
     ) -> None:
         """Run the public dataset server (migrations are applied at start)."""
         from vdata.server.serve import configure_logging, make_server, run_workers
@@ -80,6 +83,7 @@ def register(app: typer.Typer, *, strategy_names: Callable[[], Sequence[str]] | 
             batch_size=batch_size,
             query_timeout_s=query_timeout,
             query_row_limit=query_row_limit,
+            snapshots_dir=snapshots,
             strategies=tuple(strategy_names()) if strategy_names else None,
         )
         configure_logging()
@@ -150,13 +154,28 @@ def register(app: typer.Typer, *, strategy_names: Callable[[], Sequence[str]] | 
         server: str = typer.Option(
             None, "--server", help="Server URL (else env VDATA_SERVER, else the config file)."
         ),
+        snapshot: str = typer.Option(
+            None,
+            "--snapshot",
+            help="latest or a snapshot ID: download that snapshot's Parquet files into the folder OUT "
+            "(resumable, every file's sha256 verified).",
+        ),
     ) -> None:
-        """Download approved records (or a SQL result) as JSON lines, text or CSV."""
+        """Download approved records (or a SQL result) as JSON lines, text or CSV, or a whole snapshot."""
         from vdata.core.io import check_writable
         from vdata.core.records import validate_category
         from vdata.server.client import pull as do_pull
         from vdata.server.client import resolve_server
 
+        if snapshot is not None and not sql_flag:
+            from vdata.server.cli_snapshot import pull_snapshot_command
+
+            if json_fmt or text_fmt or csv_fmt or category or strategy or provider or q:
+                raise UserError(
+                    "--snapshot downloads whole Parquet files; it takes no format or filter options"
+                )
+            pull_snapshot_command(out, resolve_server(server), snapshot)
+            return
         if sum((json_fmt, text_fmt, csv_fmt)) > 1:
             raise UserError("choose one of -j (JSON lines), -t (text) and -c (CSV)")
         fmt = "text" if text_fmt else "csv" if csv_fmt else "json"

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from vdata.core.errors import UserError
+
 
 def register_snapshot(app: typer.Typer) -> None:
     """Add snapshot and publish to `app`."""
@@ -57,3 +59,23 @@ def register_snapshot(app: typer.Typer) -> None:
             f"snapshot {manifest['snapshot_id']}: {manifest['rows']:,} records in {len(manifest['files'])} "
             f"files ({added} new) in {out_dir / manifest['snapshot_id']}"
         )
+
+
+def pull_snapshot_command(out_dir: Path, server: str, which: str) -> None:
+    """`vdata pull OUT_DIR --snapshot latest|ID`, with a progress bar on stderr."""
+    from rich.console import Console
+
+    from vdata.core.progress import rich_progress_factory
+    from vdata.server.snapshot_client import pull_snapshot
+
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"{out_dir} is a file; --snapshot downloads into a folder, give a folder name")
+    progress = rich_progress_factory(Console(stderr=True), transient=True)
+    pulled = pull_snapshot(server, out_dir, which, progress=progress)
+    if pulled.already_here:
+        typer.echo(f"snapshot {pulled.snapshot_id} is already complete in {pulled.folder}")
+        return
+    typer.echo(
+        f"snapshot {pulled.snapshot_id}: {pulled.files} files in {pulled.folder} "
+        f"({pulled.downloaded_bytes:,} bytes downloaded, {pulled.linked} shards reused), all sha256 verified"
+    )
