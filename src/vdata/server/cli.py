@@ -158,7 +158,8 @@ def register(app: typer.Typer, *, strategy_names: Callable[[], Sequence[str]] | 
             None,
             "--snapshot",
             help="latest or a snapshot ID: download that snapshot's Parquet files into the folder OUT "
-            "(resumable, every file's sha256 verified).",
+            "(resumable, every file's sha256 verified). With --sql: run the query on the latest snapshot "
+            "(DuckDB over its Parquet files).",
         ),
     ) -> None:
         """Download approved records (or a SQL result) as JSON lines, text or CSV, or a whole snapshot."""
@@ -184,6 +185,8 @@ def register(app: typer.Typer, *, strategy_names: Callable[[], Sequence[str]] | 
         if sql_text and not sql_flag:
             raise UserError(f"unexpected argument {sql_text!r}; to run SQL, put --sql before the query")
         sql = (sql_text or "") if sql_flag else None
+        if snapshot not in (None, "latest"):
+            raise UserError("--sql --snapshot queries the latest snapshot; give --snapshot latest")
         if sql is not None and (category or strategy or provider or q):
             raise UserError(
                 "--sql cannot be combined with --category/--strategy/--provider/--q; put filters in the SQL"
@@ -197,7 +200,15 @@ def register(app: typer.Typer, *, strategy_names: Callable[[], Sequence[str]] | 
         if sql == "":
             sql = _sql_from_editor()
         result = do_pull(
-            out, url, fmt=fmt, sql=sql, categories=categories, strategy=strategy, provider=provider, q=q
+            out,
+            url,
+            fmt=fmt,
+            sql=sql,
+            categories=categories,
+            strategy=strategy,
+            provider=provider,
+            q=q,
+            engine="snapshot" if snapshot else "live",
         )
         note = " (cut at the server's row limit)" if result.truncated else ""
         typer.echo(f"wrote {result.rows} rows to {out}{note}")

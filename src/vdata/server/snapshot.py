@@ -16,6 +16,7 @@ Nothing is half-written: a snapshot is built in a hidden temporary folder and re
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -97,6 +98,13 @@ def read_manifest(root: Path, snapshot_id: str) -> dict[str, Any]:
         raise UserError(f"no snapshot {snapshot_id} in {root}; list them with GET /v1/snapshots")
     manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return manifest
+
+
+@functools.lru_cache(maxsize=64)
+def cached_manifest(root: Path, snapshot_id: str) -> dict[str, Any]:
+    """A listed snapshot's manifest, read once per process: a snapshot folder appears complete (renamed
+    into place) and never changes. Callers must not modify it."""
+    return read_manifest(root, snapshot_id)
 
 
 def _iso(moment: datetime) -> str:

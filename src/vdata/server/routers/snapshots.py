@@ -8,7 +8,6 @@ file is its SHA-256 from the manifest, and range requests (Starlette's FileRespo
 from __future__ import annotations
 
 import functools
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ from fastapi.responses import FileResponse
 
 from vdata.core.fingerprint import sha256_file
 from vdata.server.responses import json_response
-from vdata.server.snapshot import MANIFEST, SNAPSHOT_ID, list_snapshots
+from vdata.server.snapshot import MANIFEST, SNAPSHOT_ID, cached_manifest, list_snapshots
 from vdata.server.state import State
 
 router = APIRouter()
@@ -37,13 +36,6 @@ def _root(state: Any) -> Path:
             "this server publishes no snapshots; its operator can start it with vdata serve --snapshots DIR",
         )
     return root
-
-
-@functools.lru_cache(maxsize=64)
-def _manifest(root: Path, snapshot_id: str) -> dict[str, Any]:
-    """A snapshot's manifest, read once: a snapshot folder is complete when it appears and never changes."""
-    manifest: dict[str, Any] = json.loads((root / snapshot_id / MANIFEST).read_text(encoding="utf-8"))
-    return manifest
 
 
 @functools.lru_cache(maxsize=64)
@@ -73,7 +65,7 @@ def snapshots(state: State) -> Response:
     return json_response(
         {
             "latest": ids[-1] if ids else None,
-            "snapshots": [_summary(_manifest(root, i)) for i in reversed(ids)],
+            "snapshots": [_summary(cached_manifest(root, i)) for i in reversed(ids)],
         }
     )
 
@@ -87,7 +79,7 @@ def snapshot_file(state: State, request: Request, snapshot_id: str, file: str) -
     root = _root(state)
     if not SNAPSHOT_ID.match(snapshot_id) or not (root / snapshot_id / MANIFEST).is_file():
         raise HTTPException(404, f"no snapshot {snapshot_id!r}; list them at /v1/snapshots")
-    manifest = _manifest(root, snapshot_id)
+    manifest = cached_manifest(root, snapshot_id)
     if file == MANIFEST:
         etag = _manifest_etag(root, snapshot_id)
     else:
