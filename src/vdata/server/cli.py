@@ -12,6 +12,7 @@ from pathlib import Path
 import typer
 
 from vdata.core.errors import UserError
+from vdata.server.cli_snapshot import register_snapshot
 
 
 def _sql_from_editor() -> str:
@@ -102,6 +103,8 @@ def register(app: typer.Typer, *, strategy_names: Callable[[], Sequence[str]] | 
                 make_server(settings, host, port).run()
         except OSError as e:
             raise UserError(f"cannot serve on {host}:{port}: {e.strerror or e}; choose another --port") from e
+
+    register_snapshot(app)
 
     @app.command()
     def push(

@@ -11,6 +11,7 @@ from vdata.core.errors import UserError
 
 def register_snapshot(app: typer.Typer) -> None:
     """Add snapshot and publish to `app`."""
+    register_publish(app)
 
     @app.command()
     def snapshot(
@@ -79,3 +80,20 @@ def pull_snapshot_command(out_dir: Path, server: str, which: str) -> None:
         f"snapshot {pulled.snapshot_id}: {pulled.files} files in {pulled.folder} "
         f"({pulled.downloaded_bytes:,} bytes downloaded, {pulled.linked} shards reused), all sha256 verified"
     )
+
+
+def register_publish(app: typer.Typer) -> None:
+    @app.command()
+    def publish(
+        out_dir: Path = typer.Argument(..., help="Folder of snapshots (what vdata snapshot writes)."),
+        to_hub: str = typer.Option(..., "--to-hub", help="Dataset repository on the Hub: NAMESPACE/NAME."),
+        snapshot: str = typer.Option("latest", "--snapshot", help="latest or a snapshot ID."),
+        private: bool = typer.Option(False, "--private", help="Create the repository private."),
+    ) -> None:
+        """Upload a snapshot to the Hugging Face Hub as a dataset (token: HF_TOKEN or `hf auth login`)."""
+        from vdata.server.publish import publish_snapshot
+
+        published = publish_snapshot(out_dir, to_hub, snapshot=snapshot, private=private)
+        typer.echo(
+            f"published snapshot {published.snapshot_id} to {published.repo_url} ({published.commit_url})"
+        )
