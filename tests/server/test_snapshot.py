@@ -238,3 +238,25 @@ def test_cli_snapshot_and_bad_input(tmp_path: Path) -> None:
     )
     assert done.exit_code != 0 and "no such file" in str(done.exception)
     assert not (tmp_path / "s2").exists() or list_snapshots(tmp_path / "s2") == []
+
+
+def test_small_shards_of_daily_snapshots_are_merged(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    engine = make_db(url)
+    out = tmp_path / "snaps"
+    manifests = []
+    for day in range(1, 5):
+        add_records(engine, 10, "gender", f"Day{day}", moderated_at=f"2026-01-0{day}T01:00:00Z")
+        manifest = take_snapshot(
+            snapshot_settings(url, out, compact_after=3), now=datetime(2026, 1, day, 12, tzinfo=UTC)
+        )
+        assert manifest is not None
+        manifests.append(manifest)
+    engine.dispose()
+    # Three small shards: the next snapshot merges them with its new rows into one.
+    assert [len(m["files"]) for m in manifests] == [1, 2, 3, 1]
+    merged = manifests[3]["files"][0]
+    assert merged["rows"] == 40 and merged["added_in"] == manifests[3]["snapshot_id"]
+    assert merged["min_approved_at"] == "2026-01-01T01:00:00Z"
+    assert merged["max_approved_at"] == "2026-01-04T01:00:00Z"
+    assert sorted(snapshot_ids(out / manifests[3]["snapshot_id"])) == sorted(approved_ids(url))

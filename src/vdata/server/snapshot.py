@@ -64,6 +64,8 @@ class SnapshotSettings(StageSettings):
     out_dir: Path
     max_shard_bytes: int = Field(500 * 1024 * 1024, ge=1024)
     row_group_rows: int = Field(100_000, ge=1)
+    # Small shards (under 1/8 of max_shard_bytes) a config may gather before they are merged into one.
+    compact_after: int = Field(16, ge=2)
     # Records approved in the last `settle_s` seconds wait for the next snapshot: a moderation committed
     # just after the snapshot read the table, stamped with an earlier second, is then never missed.
     settle_s: float = Field(60.0, ge=0)
@@ -137,8 +139,10 @@ def _changed_rows(engine: Any, after: str | None, upto: str) -> Iterator[Any]:
         yield from conn.execution_options(stream_results=True, yield_per=50_000).execute(stmt)
 
 
-def _approved_rows(engine: Any, category: str, after: str | None, upto: str) -> Iterator[dict[str, Any]]:
-    """Approved records of one category moderated in (after, upto], in insertion order, streamed."""
+def _approved_batches(engine: Any, category: str, after: str | None, upto: str, size: int) -> Iterator[Any]:
+    """Approved records of one category moderated in (after, upto], in insertion order, as Arrow tables
+    of at most `size` rows (columns built straight from the fetched tuples: no per-row dicts)."""
+    import pyarrow as pa
     from sqlalchemy import select
 
     from vdata.server.db import record_store
@@ -152,9 +156,12 @@ def _approved_rows(engine: Any, category: str, after: str | None, upto: str) -> 
     )
     if after is not None:
         stmt = stmt.where(_approved_at() > after)
+    schema = _schema()
     with engine.connect() as conn:
-        for row in conn.execution_options(stream_results=True, yield_per=50_000).execute(stmt):
-            yield row._asdict()
+        result = conn.execution_options(stream_results=True, yield_per=size).execute(stmt)
+        for rows in result.partitions(size):
+            columns = zip(*rows, strict=True)
+            yield pa.Table.from_arrays([pa.array(col, pa.string()) for col in columns], schema=schema)
 
 
 # --------------------------------------------------------------------------------------- writing
@@ -174,15 +181,32 @@ class _ShardWriter:
         self.entries: list[dict[str, Any]] = []
         self._writer: Any = None
         self._path: Path | None = None
-        self._buffer: list[dict[str, Any]] = []
         self._rows = 0
         self._dates: list[str] = []
         self._counts: dict[str, Counter[str]] = {}
 
-    def add(self, row: dict[str, Any]) -> None:
-        self._buffer.append(row)
-        if len(self._buffer) >= self.settings.row_group_rows:
-            self._flush()
+    def add(self, table: Any) -> None:
+        """Append an Arrow table of shard rows; a shard is closed once it reaches the size limit."""
+        if table.num_rows == 0:
+            return
+        if self._writer is None:
+            self._open(len(self.entries))
+        self._writer.write_table(table, row_group_size=self.settings.row_group_rows)
+        self._rows += table.num_rows
+        dates = table.column("approved_at").to_pylist()
+        self._dates = [min([*self._dates, *dates]), max([*self._dates, *dates])]
+        columns = {
+            name: table.column(name).to_pylist()
+            for name in ("strategy", "provider", "model", "prompt_sha256")
+        }
+        self._counts["strategy"].update(columns["strategy"])
+        self._counts["generator"].update(
+            f"{p}/{m}" for p, m in zip(columns["provider"], columns["model"], strict=True)
+        )
+        self._counts["prompt_sha256"].update(columns["prompt_sha256"])
+        assert self._path is not None
+        if self._path.stat().st_size >= self.settings.max_shard_bytes:
+            self._close()
 
     def _open(self, start: int) -> None:
         import pyarrow.parquet as pq
@@ -193,28 +217,6 @@ class _ShardWriter:
         self._writer = pq.ParquetWriter(self._path, _schema(), compression="zstd")
         self._rows, self._dates = 0, []
         self._counts = {"strategy": Counter(), "generator": Counter(), "prompt_sha256": Counter()}
-
-    def _flush(self) -> None:
-        import pyarrow as pa
-
-        if not self._buffer:
-            return
-        if self._writer is None:
-            self._open(len(self.entries))
-        rows, self._buffer = self._buffer, []
-        self._writer.write_table(
-            pa.Table.from_pylist(rows, schema=_schema()), row_group_size=self.settings.row_group_rows
-        )
-        self._rows += len(rows)
-        dates = [r["approved_at"] for r in rows]
-        self._dates = [min([*self._dates, *dates]), max([*self._dates, *dates])]
-        for r in rows:
-            self._counts["strategy"][r["strategy"]] += 1
-            self._counts["generator"][f"{r['provider']}/{r['model']}"] += 1
-            self._counts["prompt_sha256"][r["prompt_sha256"]] += 1
-        assert self._path is not None
-        if self._path.stat().st_size >= self.settings.max_shard_bytes:
-            self._close()
 
     def _close(self) -> None:
         if self._writer is None:
@@ -237,7 +239,6 @@ class _ShardWriter:
         self._writer = None
 
     def finish(self) -> list[dict[str, Any]]:
-        self._flush()
         self._close()
         return self.entries
 
@@ -251,20 +252,30 @@ def _link_or_copy(source: Path, target: Path) -> None:
         shutil.copy2(source, target)
 
 
-def _rewrite_without(source: Path, drop: set[str], writer: _ShardWriter) -> None:
+def _rewrite_without(source: Path, drop: set[str], writer: _ShardWriter, batch_rows: int) -> None:
     """Stream the rows of an old shard, less `drop`, into `writer` (new shards of this snapshot)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    for batch in pq.ParquetFile(source).iter_batches(batch_size=50_000):
-        for row in batch.to_pylist():
-            if row["id"] not in drop:
-                writer.add(row)
+    unwanted = pa.array(sorted(drop), pa.string())
+    for batch in pq.ParquetFile(source).iter_batches(batch_size=batch_rows):
+        table = pa.Table.from_batches([batch])
+        writer.add(table.filter(pc.invert(pc.is_in(table.column("id"), value_set=unwanted))))
 
 
 def _shard_ids(path: Path) -> set[str]:
     import pyarrow.parquet as pq
 
     return set(pq.read_table(path, columns=["id"]).column("id").to_pylist())
+
+
+def _to_compact(entries: list[dict[str, Any]], settings: SnapshotSettings) -> set[str]:
+    """Paths of a config's small shards once there are `compact_after` of them: each incremental
+    snapshot adds a small shard per config, and merging them now and then bounds the number of files
+    (a reader opens each one) at the cost of rewriting only those small files."""
+    small = [e["path"] for e in entries if e["bytes"] < settings.max_shard_bytes // 8]
+    return set(small) if len(small) >= settings.compact_after else set()
 
 
 @contextlib.contextmanager
@@ -325,16 +336,18 @@ def take_snapshot(settings: SnapshotSettings, *, now: datetime | None = None) ->
             for category in categories:
                 config = config_name(category)
                 writer = _ShardWriter(folder, snapshot_id, config, settings)
-                for entry in old_by_config.get(config, []):
+                old = old_by_config.get(config, [])
+                compact = _to_compact(old, settings)
+                for entry in old:
                     source = root / previous["snapshot_id"] / entry["path"]  # type: ignore[index]
                     drop = remoderated[config] & _shard_ids(source) if config in remoderated else set()
-                    if drop:
-                        _rewrite_without(source, drop, writer)
+                    if drop or entry["path"] in compact:
+                        _rewrite_without(source, drop, writer, settings.row_group_rows)
                     else:
                         _link_or_copy(source, folder / entry["path"])
                         files.append(entry)
-                for row in _approved_rows(engine, category, after, watermark):
-                    writer.add(row)
+                for table in _approved_batches(engine, category, after, watermark, settings.row_group_rows):
+                    writer.add(table)
                 files.extend(writer.finish())
             manifest = _manifest(snapshot_id, moment, watermark, previous, files)
             documents = [
