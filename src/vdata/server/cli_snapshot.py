@@ -22,17 +22,19 @@ def register_snapshot(app: typer.Typer) -> None:
             help="Database URL: postgresql://USER:PASS@HOST/DB or sqlite:///PATH (default: env VDATA_DB, "
             "else SQLite in the data dir).",
         ),
-        max_shard_mb: float = typer.Option(500, "--max-shard-mb", help="Largest Parquet shard, in MB."),
+        max_shard_mb: float = typer.Option(
+            None, "--max-shard-mb", help="Largest Parquet shard, in MB (default 500)."
+        ),
         audit_report: Path = typer.Option(
             None, "--audit-report", help="report.json of the latest `vdata audit`, for the dataset card."
         ),
         license: str = typer.Option(
-            "cc-by-4.0", "--license", help="Licence of the dataset (Hub identifier)."
+            None, "--license", help="Licence of the dataset, as a Hub identifier (default cc-by-4.0)."
         ),
         settle: float = typer.Option(
-            60,
+            None,
             "--settle",
-            help="Seconds: records approved this recently wait for the next snapshot.",
+            help="Seconds: records approved this recently wait for the next snapshot (default 60).",
         ),
     ) -> None:
         """Write the approved records as zstd Parquet shards (one config per category), manifest.json, a dataset
@@ -43,13 +45,16 @@ def register_snapshot(app: typer.Typer) -> None:
         from vdata.server.settings import normalise_db_url
         from vdata.server.snapshot import make_settings, take_snapshot
 
+        given = {
+            "max_shard_bytes": None if max_shard_mb is None else int(max_shard_mb * 1024 * 1024),
+            "audit_report": audit_report,
+            "license": license,
+            "settle_s": settle,
+        }
         settings = make_settings(
             db_url=normalise_db_url(db or os.environ.get("VDATA_DB")),
             out_dir=out_dir,
-            max_shard_bytes=int(max_shard_mb * 1024 * 1024),
-            audit_report=audit_report,
-            license=license,
-            settle_s=settle,
+            **{k: v for k, v in given.items() if v is not None},
         )
         manifest = take_snapshot(settings)
         if manifest is None:
