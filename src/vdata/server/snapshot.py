@@ -125,18 +125,38 @@ def _approved_at() -> Any:
     return func.coalesce(record_store.c.moderated_at, record_store.c.submitted_at)
 
 
-def _changed_rows(engine: Any, after: str | None, upto: str) -> Iterator[Any]:
-    """(id, category, status, submitted_at) of records moderated in (after, upto]."""
+def _window(stmt: Any, after: str | None, upto: str) -> Any:
+    """`stmt` limited to records moderated in (after, upto]."""
+    stmt = stmt.where(_approved_at() <= upto)
+    return stmt if after is None else stmt.where(_approved_at() > after)
+
+
+def _new_categories(engine: Any, after: str | None, upto: str) -> set[str]:
+    """Categories with records approved in (after, upto]."""
     from sqlalchemy import select
 
     from vdata.server.db import record_store
 
     c = record_store.c
-    stmt = select(c.id, c.category, c.status, c.submitted_at).where(_approved_at() <= upto)
-    if after is not None:
-        stmt = stmt.where(_approved_at() > after)
+    stmt = _window(select(c.category).where(c.status == "approved").distinct(), after, upto)
     with engine.connect() as conn:
-        yield from conn.execution_options(stream_results=True, yield_per=50_000).execute(stmt)
+        return set(conn.execute(stmt).scalars())
+
+
+def _remoderated(engine: Any, after: str, upto: str) -> dict[str, set[str]]:
+    """config -> ids of the records moderated in (after, upto] that were submitted by `after`, so may sit
+    in the previous snapshot's shards (approved then, moderated again since). Usually few or none."""
+    from sqlalchemy import select
+
+    from vdata.server.db import record_store
+
+    c = record_store.c
+    stmt = _window(select(c.id, c.category).where(c.submitted_at <= after), after, upto)
+    found: dict[str, set[str]] = {}
+    with engine.connect() as conn:
+        for rid, category in conn.execute(stmt):
+            found.setdefault(config_name(category), set()).add(rid)
+    return found
 
 
 def _approved_batches(engine: Any, category: str, after: str | None, upto: str, size: int) -> Iterator[Any]:
@@ -149,13 +169,13 @@ def _approved_batches(engine: Any, category: str, after: str | None, upto: str, 
 
     c = record_store.c
     cols = [c[name] for name in SHARD_COLUMNS if name != "approved_at"]
-    stmt = (
-        select(*cols, _approved_at().label("approved_at"))
-        .where(c.status == "approved", c.category == category, _approved_at() <= upto)
-        .order_by(c.seq)
-    )
-    if after is not None:
-        stmt = stmt.where(_approved_at() > after)
+    stmt = _window(
+        select(*cols, _approved_at().label("approved_at")).where(
+            c.status == "approved", c.category == category
+        ),
+        after,
+        upto,
+    ).order_by(c.seq)
     schema = _schema()
     with engine.connect() as conn:
         result = conn.execution_options(stream_results=True, yield_per=size).execute(stmt)
@@ -316,14 +336,8 @@ def take_snapshot(settings: SnapshotSettings, *, now: datetime | None = None) ->
     try:
         if not inspect(engine).has_table("record_store"):
             raise UserError(f"{settings.db_url}: no vdata records table; is this the server's --db?")
-        new_categories: set[str] = set()
-        # Records moderated since the last snapshot that may sit in its shards (submitted before it).
-        remoderated: dict[str, set[str]] = {}
-        for rid, category, status, submitted_at in _changed_rows(engine, after, watermark):
-            if status == "approved":
-                new_categories.add(category)
-            if after is not None and submitted_at <= after:
-                remoderated.setdefault(config_name(category), set()).add(rid)
+        new_categories = _new_categories(engine, after, watermark)
+        remoderated = _remoderated(engine, after, watermark) if after is not None else {}
         if previous is not None and not new_categories and not remoderated:
             return None
         with _staging(root, snapshot_id) as folder:
