@@ -57,6 +57,10 @@ def size_category(rows: int) -> str:
     return next((label for limit, label in SIZE_CATEGORIES if rows < limit), "n>1B")
 
 
+def _size(n: int) -> str:
+    return f"{n / 1e9:,.2f} GB" if n >= 1e9 else f"{n / 1e6:,.1f} MB" if n >= 1e6 else f"{n / 1e3:,.1f} kB"
+
+
 def _totals(manifest: dict[str, Any], key: str) -> Counter[str]:
     total: Counter[str] = Counter()
     for entry in manifest["files"]:
@@ -126,7 +130,7 @@ def card_text(manifest: dict[str, Any], settings: Any, audit: dict[str, Any] | N
         f"# {settings.pretty_name}",
         "",
         f"Snapshot `{manifest['snapshot_id']}` of the vdata public dataset: {manifest['rows']:,} approved "
-        f"records in {len(manifest['files'])} Parquet files ({manifest['bytes'] / 1e6:,.1f} MB, zstd), "
+        f"records in {len(manifest['files'])} Parquet files ({_size(manifest['bytes'])}, zstd), "
         f"covering approvals up to {manifest['watermark']}. Made by vdata {__version__}.",
         "",
         "## Configurations",
