@@ -134,3 +134,40 @@ def test_vdata_pull_sql_snapshot(snapshot_server: tuple[str, Path], tmp_path: Pa
         f"gender,{SEED_APPROVED // 2}",
         f"race,{SEED_APPROVED // 2}",
     ]
+
+
+def test_vdata_serve_snapshots_flag(tmp_path: Path) -> None:
+    """`vdata serve --snapshots DIR` (a real server process) answers engine=snapshot from DIR."""
+    import socket
+    import time
+    from datetime import UTC, datetime
+
+    from .snapshot_helpers import add_records, make_db, snapshot_settings
+
+    url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    engine = make_db(url)
+    add_records(engine, 7, "gender", "Served", moderated_at="2026-01-01T00:00:00Z")
+    engine.dispose()
+    take_snapshot(snapshot_settings(url, tmp_path / "snaps"), now=datetime(2026, 1, 2, tzinfo=UTC))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args = ["serve", "--db", url, "--port", str(port), "--snapshots", str(tmp_path / "snaps")]
+    server = subprocess.Popen([sys.executable, "-m", "vdata.cli", *args], stderr=subprocess.DEVNULL)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"{base}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline and server.poll() is None, "vdata serve did not start"
+                time.sleep(0.2)
+        body = httpx.get(
+            f"{base}/v1/query", params={"sql": "SELECT COUNT(*) FROM records", "engine": "snapshot"}
+        ).json()
+        assert body["rows"] == [[7]] and body["snapshot"] == "20260102T000000Z"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
