@@ -178,6 +178,12 @@ def test_second_snapshot_writes_only_what_changed(db_url: str, tmp_path: Path) -
     before = sorted(p.name for p in out.iterdir())
     assert take_snapshot(snapshot_settings(db_url, out), now=datetime(2026, 1, 4, tzinfo=UTC)) is None
     assert sorted(p.name for p in out.iterdir()) == before
+    # A pending record rejected changes no published record: still no new snapshot.
+    engine = make_db(db_url)
+    set_status(engine, late[2:3], "rejected", "2026-01-04T06:00:00Z")
+    engine.dispose()
+    assert take_snapshot(snapshot_settings(db_url, out), now=datetime(2026, 1, 5, tzinfo=UTC)) is None
+    assert sorted(p.name for p in out.iterdir()) == before
 
 
 def test_shards_are_cut_at_the_size_limit(tmp_path: Path) -> None:

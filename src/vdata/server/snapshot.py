@@ -159,9 +159,11 @@ def _remoderated(engine: Any, after: str, upto: str) -> dict[str, set[str]]:
     return found
 
 
-def _approved_batches(engine: Any, category: str, after: str | None, upto: str, size: int) -> Iterator[Any]:
-    """Approved records of one category moderated in (after, upto], in insertion order, as Arrow tables
-    of at most `size` rows (columns built straight from the fetched tuples: no per-row dicts)."""
+def _approved_batches(
+    engine: Any, category: str | None, after: str | None, upto: str, size: int
+) -> Iterator[Any]:
+    """Approved records (of one category, or all) moderated in (after, upto], in insertion order, as Arrow
+    tables of at most `size` rows (columns built straight from the fetched tuples: no per-row dicts)."""
     import pyarrow as pa
     from sqlalchemy import select
 
@@ -169,13 +171,10 @@ def _approved_batches(engine: Any, category: str, after: str | None, upto: str, 
 
     c = record_store.c
     cols = [c[name] for name in SHARD_COLUMNS if name != "approved_at"]
-    stmt = _window(
-        select(*cols, _approved_at().label("approved_at")).where(
-            c.status == "approved", c.category == category
-        ),
-        after,
-        upto,
-    ).order_by(c.seq)
+    stmt = select(*cols, _approved_at().label("approved_at")).where(c.status == "approved")
+    if category is not None:
+        stmt = stmt.where(c.category == category)
+    stmt = _window(stmt, after, upto).order_by(c.seq)
     schema = _schema()
     with engine.connect() as conn:
         result = conn.execution_options(stream_results=True, yield_per=size).execute(stmt)
@@ -311,6 +310,67 @@ def _staging(root: Path, snapshot_id: str) -> Iterator[Path]:
         raise
 
 
+class _Unchanged(Exception):
+    """Nothing was approved or moderated again since the previous snapshot: no new one is kept."""
+
+
+def _write_shards(
+    engine: Any,
+    folder: Path,
+    snapshot_id: str,
+    previous: dict[str, Any] | None,
+    remoderated: dict[str, set[str]],
+    watermark: str,
+    settings: SnapshotSettings,
+) -> list[dict[str, Any]]:
+    """Write (or link) every shard of the new snapshot into `folder`; return their manifest entries."""
+    import pyarrow.compute as pc
+
+    files: list[dict[str, Any]] = []
+    writers: dict[str, _ShardWriter] = {}
+
+    def writer(config: str) -> _ShardWriter:
+        return writers.setdefault(config, _ShardWriter(folder, snapshot_id, config, settings))
+
+    # The previous snapshot's shards: linked, or rewritten without records moderated again since (and
+    # small ones merged).
+    old_by_config: dict[str, list[dict[str, Any]]] = {}
+    for entry in previous["files"] if previous else []:
+        old_by_config.setdefault(entry["config"], []).append(entry)
+    dropped = False
+    for config, old in sorted(old_by_config.items()):
+        compact = _to_compact(old, settings)
+        for entry in old:
+            source = settings.out_dir / previous["snapshot_id"] / entry["path"]  # type: ignore[index]
+            drop = remoderated[config] & _shard_ids(source) if config in remoderated else set()
+            dropped = dropped or bool(drop)
+            if drop or entry["path"] in compact:
+                _rewrite_without(source, drop, writer(config), settings.row_group_rows)
+            else:
+                _link_or_copy(source, folder / entry["path"])
+                files.append(entry)
+
+    # The approvals since. A first snapshot reads category by category (the status+category index); an
+    # incremental one reads the moderation window in one pass and splits each batch by category.
+    new_rows = 0
+    if previous is None:
+        for category in sorted(_new_categories(engine, None, watermark)):
+            for table in _approved_batches(engine, category, None, watermark, settings.row_group_rows):
+                writer(config_name(category)).add(table)
+                new_rows += table.num_rows
+    else:
+        batches = _approved_batches(engine, None, previous["watermark"], watermark, settings.row_group_rows)
+        for table in batches:
+            new_rows += table.num_rows
+            for category in pc.unique(table.column("category")).to_pylist():
+                writer(config_name(category)).add(table.filter(pc.equal(table.column("category"), category)))
+    if previous is not None and new_rows == 0 and not dropped:
+        raise _Unchanged
+    for config in sorted(writers):
+        files.extend(writers[config].finish())
+    return files
+
+
 def take_snapshot(settings: SnapshotSettings, *, now: datetime | None = None) -> dict[str, Any] | None:
     """Write a new snapshot under `settings.out_dir` and return its manifest; None when nothing changed
     since the latest snapshot there (nothing is written then)."""
@@ -336,42 +396,21 @@ def take_snapshot(settings: SnapshotSettings, *, now: datetime | None = None) ->
     try:
         if not inspect(engine).has_table("record_store"):
             raise UserError(f"{settings.db_url}: no vdata records table; is this the server's --db?")
-        new_categories = _new_categories(engine, after, watermark)
         remoderated = _remoderated(engine, after, watermark) if after is not None else {}
-        if previous is not None and not new_categories and not remoderated:
+        try:
+            with _staging(root, snapshot_id) as folder:
+                files = _write_shards(engine, folder, snapshot_id, previous, remoderated, watermark, settings)
+                manifest = _manifest(snapshot_id, moment, watermark, previous, files)
+                documents = [
+                    write_card(folder, manifest, settings, audit),
+                    write_croissant(folder, manifest, settings, SHARD_COLUMNS),
+                ]
+                manifest["documents"] = [
+                    {"path": p.name, "bytes": p.stat().st_size, "sha256": sha256_file(p)} for p in documents
+                ]
+                write_json_atomic(folder / MANIFEST, manifest)
+        except _Unchanged:
             return None
-        with _staging(root, snapshot_id) as folder:
-            files: list[dict[str, Any]] = []
-            old_by_config: dict[str, list[dict[str, Any]]] = {}
-            for entry in previous["files"] if previous else []:
-                old_by_config.setdefault(entry["config"], []).append(entry)
-            old_categories = {c["category"] for c in previous["configs"].values()} if previous else set()
-            categories = sorted(new_categories | old_categories)
-            for category in categories:
-                config = config_name(category)
-                writer = _ShardWriter(folder, snapshot_id, config, settings)
-                old = old_by_config.get(config, [])
-                compact = _to_compact(old, settings)
-                for entry in old:
-                    source = root / previous["snapshot_id"] / entry["path"]  # type: ignore[index]
-                    drop = remoderated[config] & _shard_ids(source) if config in remoderated else set()
-                    if drop or entry["path"] in compact:
-                        _rewrite_without(source, drop, writer, settings.row_group_rows)
-                    else:
-                        _link_or_copy(source, folder / entry["path"])
-                        files.append(entry)
-                for table in _approved_batches(engine, category, after, watermark, settings.row_group_rows):
-                    writer.add(table)
-                files.extend(writer.finish())
-            manifest = _manifest(snapshot_id, moment, watermark, previous, files)
-            documents = [
-                write_card(folder, manifest, settings, audit),
-                write_croissant(folder, manifest, settings, SHARD_COLUMNS),
-            ]
-            manifest["documents"] = [
-                {"path": p.name, "bytes": p.stat().st_size, "sha256": sha256_file(p)} for p in documents
-            ]
-            write_json_atomic(folder / MANIFEST, manifest)
     finally:
         engine.dispose()
     return manifest
