@@ -137,7 +137,9 @@ def register(app: typer.Typer, *, strategy_names: Callable[[], Sequence[str]] | 
 
     @app.command()
     def pull(
-        out: Path = typer.Argument(..., help="Output file (written atomically)."),
+        out: Path = typer.Argument(
+            ..., help="Output file (written atomically); with --snapshot alone, the folder to download into."
+        ),
         json_fmt: bool = typer.Option(False, "-j", "--json", help="JSON lines (default)."),
         text_fmt: bool = typer.Option(False, "-t", "--text", help="One sentence per line."),
         csv_fmt: bool = typer.Option(False, "-c", "--csv", help="CSV with a header."),
