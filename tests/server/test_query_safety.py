@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from vdata.core.fingerprint import sha256_files
 from vdata.server.query import QueryRefused, check_sql
+from vdata.server.serve import ThreadedServer
+from vdata.server.snapshot import make_settings, take_snapshot
 
-from .conftest import SEED_APPROVED, Server
+from .conftest import SEED_APPROVED, Server, server_settings
 
 # Each must be refused with 400 (on both backends).
 REFUSED: list[str] = [
@@ -115,38 +122,73 @@ HUGE_RESULTS: list[str] = [
 ]
 
 
+@dataclass
+class QueryTarget:
+    """Where the hostile SQL goes: the live database, or DuckDB over a snapshot of it (engine=snapshot)."""
+
+    server: Server
+    url: str
+    params: dict[str, str] = field(default_factory=dict)
+    snapshot_dir: Path | None = None
+
+    def query(self, sql: str, **extra: str) -> Any:
+        import httpx
+
+        return httpx.get(f"{self.url}/v1/query", params={"sql": sql, **self.params, **extra}, timeout=30)
+
+    def digest(self) -> tuple[str, str | None]:
+        """The database's digest and, for the snapshot engine, one over every snapshot file."""
+        files = sorted(self.snapshot_dir.rglob("*")) if self.snapshot_dir else []
+        files = [p for p in files if p.is_file()]
+        return self.server.snapshot(), sha256_files(files, self.snapshot_dir) if files else None
+
+
+@pytest.fixture(scope="module", params=["live", "snapshot"])
+def target(
+    request: pytest.FixtureRequest, seeded_server: Server, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[QueryTarget]:
+    if request.param == "live":
+        yield QueryTarget(seeded_server, seeded_server.url)
+        return
+    root = tmp_path_factory.mktemp("snapshots")
+    take_snapshot(make_settings(db_url=seeded_server.settings.db_url, out_dir=root, settle_s=0))
+    settings = server_settings(seeded_server.settings.db_url, snapshots_dir=root)
+    with ThreadedServer(settings) as threaded:
+        yield QueryTarget(seeded_server, threaded.url, {"engine": "snapshot"}, root)
+
+
 @pytest.mark.parametrize("sql", REFUSED)
-def test_parser_layer_or_database_refuses(seeded_server: Server, sql: str) -> None:
-    before = seeded_server.snapshot()
-    response = seeded_server.http.get("/v1/query", params={"sql": sql})
+def test_parser_layer_or_database_refuses(target: QueryTarget, sql: str) -> None:
+    before = target.digest()
+    response = target.query(sql)
     assert response.status_code == 400, (sql, response.status_code, response.text)
     assert response.json()["detail"], "a refusal names its reason"
-    assert seeded_server.snapshot() == before
-    assert seeded_server.http.get("/healthz").status_code == 200
+    assert target.digest() == before
+    assert target.server.http.get("/healthz").status_code == 200
 
 
 @pytest.mark.parametrize("sql", TIME_BOMBS)
-def test_time_bombs_are_stopped(seeded_server: Server, sql: str) -> None:
-    before = seeded_server.snapshot()
+def test_time_bombs_are_stopped(target: QueryTarget, sql: str) -> None:
+    before = target.digest()
     started = time.monotonic()
-    response = seeded_server.http.get("/v1/query", params={"sql": sql})
+    response = target.query(sql)
     elapsed = time.monotonic() - started
     assert response.status_code in (200, 400), response.text
     if response.status_code == 400:
         assert "limit" in response.json()["detail"]
     # 1 s query limit plus generous slack for a loaded 2-core machine.
     assert elapsed < 10, f"{sql} took {elapsed:.1f} s"
-    assert seeded_server.snapshot() == before
-    assert seeded_server.http.get("/v1/query", params={"sql": "SELECT 1 AS one"}).json()["rows"] == [[1]]
+    assert target.digest() == before
+    assert target.query("SELECT 1 AS one").json()["rows"] == [[1]]
 
 
 @pytest.mark.parametrize("sql", HUGE_RESULTS)
-def test_huge_results_are_cut_at_row_limit(seeded_server: Server, sql: str) -> None:
-    response = seeded_server.http.get("/v1/query", params={"sql": sql})
+def test_huge_results_are_cut_at_row_limit(target: QueryTarget, sql: str) -> None:
+    response = target.query(sql)
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["truncated"] is True
-    assert len(body["rows"]) == seeded_server.settings.query_row_limit
+    assert len(body["rows"]) == target.server.settings.query_row_limit
 
 
 def test_legitimate_queries_work(seeded_server: Server) -> None:
@@ -180,7 +222,7 @@ def test_pending_records_invisible_to_sql(seeded_server: Server) -> None:
     assert body["rows"] == [[SEED_APPROVED]]
 
 
-@pytest.mark.parametrize("dialect", ["sqlite", "postgres"])
+@pytest.mark.parametrize("dialect", ["sqlite", "postgres", "duckdb"])
 @pytest.mark.parametrize("sql", [s for s in REFUSED if s not in DATABASE_ERRORS])
 def test_parser_layer_alone_refuses_hostile_statements(sql: str, dialect: str) -> None:
     """Layer 1 on its own already refuses everything that is not a SELECT over the views."""

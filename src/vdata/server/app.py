@@ -27,7 +27,7 @@ from vdata.server.pages import page_routes
 from vdata.server.pages.render import PageCaches
 from vdata.server.pages_admin import admin_page_routes
 from vdata.server.pgread import AsyncReadPool
-from vdata.server.routers import info, moderation, query, records
+from vdata.server.routers import info, moderation, query, records, snapshots
 from vdata.server.routers.docs import docs_routes
 from vdata.server.settings import ServerSettings
 from vdata.server.state import ServerState
@@ -83,6 +83,7 @@ def create_app(settings: ServerSettings, *, migrate: bool = True) -> FastAPI:
             *info.router.routes,
             *moderation.router.routes,
             *docs_routes(),
+            *snapshots.router.routes,
             *admin_page_routes(),
             Mount("/static", StaticFiles(packages=[("vdata.server", "static")]), name="static"),
         ],

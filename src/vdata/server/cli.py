@@ -13,6 +13,7 @@ import typer
 
 from vdata.core.errors import UserError
 from vdata.server.cli_admin import register_admin
+from vdata.server.cli_snapshot import register_snapshot
 
 
 def _sql_from_editor() -> str:
@@ -73,6 +74,9 @@ def register(app: typer.Typer, *, strategy_names: Callable[[], Sequence[str]] | 
         query_row_limit: int = typer.Option(
             None, "--query-row-limit", help="Most rows per /v1/query (default 10000)."
         ),
+        snapshots: Path = typer.Option(
+            None, "--snapshots", help="Folder of `vdata snapshot` output to serve at /v1/snapshots."
+        ),
     ) -> None:
         """Run the public dataset server (migrations are applied at start)."""
         from vdata.server.serve import configure_logging, make_server, run_workers
@@ -83,6 +87,7 @@ def register(app: typer.Typer, *, strategy_names: Callable[[], Sequence[str]] | 
             batch_size=batch_size,
             query_timeout_s=query_timeout,
             query_row_limit=query_row_limit,
+            snapshots_dir=snapshots,
             strategies=tuple(strategy_names()) if strategy_names else None,
         )
         configure_logging()
@@ -101,6 +106,8 @@ def register(app: typer.Typer, *, strategy_names: Callable[[], Sequence[str]] | 
                 make_server(settings, host, port).run()
         except OSError as e:
             raise UserError(f"cannot serve on {host}:{port}: {e.strerror or e}; choose another --port") from e
+
+    register_snapshot(app)
 
     @app.command()
     def push(
@@ -133,7 +140,9 @@ def register(app: typer.Typer, *, strategy_names: Callable[[], Sequence[str]] | 
 
     @app.command()
     def pull(
-        out: Path = typer.Argument(..., help="Output file (written atomically)."),
+        out: Path = typer.Argument(
+            ..., help="Output file (written atomically); with --snapshot alone, the folder to download into."
+        ),
         json_fmt: bool = typer.Option(False, "-j", "--json", help="JSON lines (default)."),
         text_fmt: bool = typer.Option(False, "-t", "--text", help="One sentence per line."),
         csv_fmt: bool = typer.Option(False, "-c", "--csv", help="CSV with a header."),
@@ -153,13 +162,29 @@ def register(app: typer.Typer, *, strategy_names: Callable[[], Sequence[str]] | 
         server: str = typer.Option(
             None, "--server", help="Server URL (else env VDATA_SERVER, else the config file)."
         ),
+        snapshot: str = typer.Option(
+            None,
+            "--snapshot",
+            help="latest or a snapshot ID: download that snapshot's Parquet files into the folder OUT "
+            "(resumable, every file's sha256 verified). With --sql: run the query on the latest snapshot "
+            "(DuckDB over its Parquet files).",
+        ),
     ) -> None:
-        """Download approved records (or a SQL result) as JSON lines, text or CSV."""
+        """Download approved records (or a SQL result) as JSON lines, text or CSV, or a whole snapshot."""
         from vdata.core.io import check_writable
         from vdata.core.records import validate_category
         from vdata.server.client import pull as do_pull
         from vdata.server.client import resolve_server
 
+        if snapshot is not None and not sql_flag:
+            from vdata.server.cli_snapshot import pull_snapshot_command
+
+            if json_fmt or text_fmt or csv_fmt or category or strategy or provider or q:
+                raise UserError(
+                    "--snapshot downloads whole Parquet files; it takes no format or filter options"
+                )
+            pull_snapshot_command(out, resolve_server(server), snapshot)
+            return
         if sum((json_fmt, text_fmt, csv_fmt)) > 1:
             raise UserError("choose one of -j (JSON lines), -t (text) and -c (CSV)")
         fmt = "text" if text_fmt else "csv" if csv_fmt else "json"
@@ -168,6 +193,8 @@ def register(app: typer.Typer, *, strategy_names: Callable[[], Sequence[str]] | 
         if sql_text and not sql_flag:
             raise UserError(f"unexpected argument {sql_text!r}; to run SQL, put --sql before the query")
         sql = (sql_text or "") if sql_flag else None
+        if snapshot not in (None, "latest"):
+            raise UserError("--sql --snapshot queries the latest snapshot; give --snapshot latest")
         if sql is not None and (category or strategy or provider or q):
             raise UserError(
                 "--sql cannot be combined with --category/--strategy/--provider/--q; put filters in the SQL"
@@ -181,7 +208,15 @@ def register(app: typer.Typer, *, strategy_names: Callable[[], Sequence[str]] | 
         if sql == "":
             sql = _sql_from_editor()
         result = do_pull(
-            out, url, fmt=fmt, sql=sql, categories=categories, strategy=strategy, provider=provider, q=q
+            out,
+            url,
+            fmt=fmt,
+            sql=sql,
+            categories=categories,
+            strategy=strategy,
+            provider=provider,
+            q=q,
+            engine="snapshot" if snapshot else "live",
         )
         note = " (cut at the server's row limit)" if result.truncated else ""
         typer.echo(f"wrote {result.rows} rows to {out}{note}")

@@ -218,9 +218,11 @@ def _iter_record_pages(
             return
 
 
-def _query_rows(client: httpx.Client, sql: str) -> tuple[list[dict[str, Any]], bool]:
-    """Run one read-only SQL query; returns its rows and whether the server cut them at its row limit."""
-    response = _request_with_retries(client, "GET", "/v1/query", params={"sql": sql, "format": "json"})
+def _query_rows(client: httpx.Client, sql: str, engine: str = "live") -> tuple[list[dict[str, Any]], bool]:
+    """Run one read-only SQL query (`engine` live or snapshot); returns its rows and whether the server cut
+    them at its row limit."""
+    params = {"sql": sql, "format": "json", "engine": engine}
+    response = _request_with_retries(client, "GET", "/v1/query", params=params)
     if response.status_code != 200:
         raise UserError(f"server refused the query ({response.status_code}): {_reason(response)}")
     body = response.json()
@@ -248,8 +250,10 @@ def pull(
     timeout: float = 60.0,
     on_page: Callable[[int], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    engine: str = "live",
 ) -> PullResult:
-    """Download approved records (or an SQL result) into OUT atomically."""
+    """Download approved records (or an SQL result, from the live database or, with engine="snapshot",
+    DuckDB over the latest snapshot) into OUT atomically."""
     formatter: Callable[[dict[str, Any]], str]
     if fmt == "json":
         formatter = _format_row_json
@@ -270,7 +274,7 @@ def pull(
     with httpx.Client(base_url=server, timeout=timeout) as client, atomic_path(out) as tmp:
         rows: Iterable[dict[str, Any]]
         if sql:
-            rows, truncated = _query_rows(client, sql)
+            rows, truncated = _query_rows(client, sql, engine)
         else:
             rows = _iter_record_pages(client, filters, page_size, on_page, sleep)
         with tmp.open("w", encoding="utf-8", newline="") as f:

@@ -67,6 +67,8 @@ class ServerSettings(StageSettings):
     put_rate: float = Field(5.0, gt=0)
     put_burst: int = Field(20, ge=1)
     readonly_role: str = "vdata_readonly"
+    # Folder of `vdata snapshot` output served at /v1/snapshots (None: no snapshots served).
+    snapshots_dir: Path | None = None
     donate_url: str | None = None
     # `vdata audit`'s report.json of the public dataset: its figures are shown on the home page.
     audit_report: Path | None = None

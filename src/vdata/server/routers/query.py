@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Response
 
 from vdata.server.query import QueryRefused, check_sql, run_postgres, run_sqlite
+from vdata.server.query_snapshot import latest_snapshot, run_duckdb
 from vdata.server.responses import Format, json_response, table_response
 from vdata.server.state import State
 
@@ -18,14 +19,26 @@ def query(
     state: State,
     sql: Annotated[str, Query(description="One SELECT over records and stats")],
     format: Annotated[Format, Query()] = "json",
+    engine: Annotated[
+        Literal["live", "snapshot"],
+        Query(
+            description="live: the database now; snapshot: DuckDB over the latest snapshot's Parquet files"
+        ),
+    ] = "live",
 ) -> Response:
     settings = state.settings
+    covers: dict[str, str] = {}
     try:
-        check_sql(sql, "sqlite" if settings.is_sqlite else "postgres")
-        if settings.is_sqlite:
+        if engine == "snapshot":
+            snapshot_id, watermark, files = latest_snapshot(settings.snapshots_dir)
+            covers = {"snapshot": snapshot_id, "approved_until": watermark}
+            result = run_duckdb(files, sql, settings.query_timeout_s, settings.query_row_limit)
+        elif settings.is_sqlite:
+            check_sql(sql, "sqlite")
             path = state.engine.url.database or ""
             result = run_sqlite(path, sql, settings.query_timeout_s, settings.query_row_limit)
         else:
+            check_sql(sql, "postgres")
             result = run_postgres(
                 state.engine.raw_connection,
                 sql,
@@ -36,6 +49,8 @@ def query(
     except QueryRefused as e:
         raise HTTPException(400, str(e)) from None
     headers = {"X-Truncated": "true"} if result.truncated else {}
+    if covers:
+        headers["X-Snapshot"] = covers["snapshot"]
     if format == "json":
         return json_response(
             {
@@ -44,6 +59,7 @@ def query(
                 "truncated": result.truncated,
                 "row_limit": settings.query_row_limit,
                 "elapsed_ms": round(result.elapsed_ms, 2),
+                **covers,
             },
             headers=headers,
         )
