@@ -73,3 +73,37 @@ def test_server_extra_serves_and_stores(server_venv: Path, tmp_path: Path) -> No
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_base_install_is_the_cli_and_core(tmp_path: Path) -> None:
+    """`pip install vdata`: every command is listed and push/pull work; no server, API or ML library."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    result = subprocess.run(
+        [
+            str(venv / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    python = str(venv / "bin" / "python")
+    for absent in ("fastapi", "sqlalchemy", "openai", "torch", "transformers"):
+        assert subprocess.run([python, "-c", f"import {absent}"], capture_output=True).returncode != 0, absent
+    helped = subprocess.run([str(venv / "bin" / "vdata"), "--help"], capture_output=True, text=True)
+    assert helped.returncode == 0, helped.stderr
+    for command in ("gen", "audit", "eval", "debias", "serve", "push", "pull", "run"):
+        assert command in helped.stdout
+    pulled = subprocess.run(
+        [str(venv / "bin" / "vdata"), "pull", str(tmp_path / "out.jsonl"), "--server", "http://127.0.0.1:9"],
+        capture_output=True,
+        text=True,
+    )
+    assert pulled.returncode == 2 and "cannot reach the vdata server" in pulled.stderr, pulled.stderr

@@ -32,6 +32,20 @@ BASE_CATEGORIES: tuple[str, ...] = (
     "physical-appearance",
 )
 
+# The fields anyone can read once a record is approved (the public `records` view, GET, pull).
+PUBLIC_COLUMNS: tuple[str, ...] = (
+    "id",
+    "text",
+    "target",
+    "attribute",
+    "category",
+    "strategy",
+    "provider",
+    "model",
+    "created_at",
+    "contributor",
+)
+
 _WS = re.compile(r"\s+")
 
 

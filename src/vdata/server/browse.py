@@ -35,7 +35,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql import FromClause, Select
 
-from vdata.server.db import PUBLIC_COLUMNS, record_store
+from vdata.core.records import PUBLIC_COLUMNS
+from vdata.server.db import record_store
 from vdata.server.store import FULL_COLUMNS
 
 # Columns a reader may sort /records by; "seq" is the order records were added (the default).

@@ -14,6 +14,7 @@ import typer
 from vdata.core.errors import UserError
 from vdata.server.cli_admin import register_admin
 from vdata.server.cli_snapshot import register_snapshot
+from vdata.server.settings import DB_HELP
 
 
 def _sql_from_editor() -> str:
@@ -55,11 +56,7 @@ def register(app: typer.Typer, *, strategy_names: Callable[[], Sequence[str]] | 
 
     @app.command()
     def serve(
-        db: str = typer.Option(
-            None,
-            "--db",
-            help="Database URL: postgresql://USER:PASS@HOST/DB or sqlite:///PATH (default: SQLite in the data dir).",
-        ),
+        db: str = typer.Option(None, "--db", help=DB_HELP),
         host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
         port: int = typer.Option(8000, "--port", help="Port to listen on."),
         workers: int = typer.Option(

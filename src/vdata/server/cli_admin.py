@@ -9,8 +9,7 @@ from __future__ import annotations
 import typer
 
 from vdata.core.errors import UserError
-
-DB_HELP = "Database URL, as for `vdata serve` (default: env VDATA_DB, else SQLite in the data dir)."
+from vdata.server.settings import DB_HELP
 
 
 def _engine(db: str | None):  # -> sqlalchemy.Engine

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from vdata.core.errors import UserError
+from vdata.server.settings import DB_HELP
 
 
 def register_snapshot(app: typer.Typer) -> None:
@@ -16,12 +17,7 @@ def register_snapshot(app: typer.Typer) -> None:
     @app.command()
     def snapshot(
         out_dir: Path = typer.Argument(..., help="Folder of snapshots; each snapshot is a new folder in it."),
-        db: str = typer.Option(
-            None,
-            "--db",
-            help="Database URL: postgresql://USER:PASS@HOST/DB or sqlite:///PATH (default: env VDATA_DB, "
-            "else SQLite in the data dir).",
-        ),
+        db: str = typer.Option(None, "--db", help=DB_HELP),
         max_shard_mb: float = typer.Option(
             None, "--max-shard-mb", help="Largest Parquet shard, in MB (default 500)."
         ),

@@ -22,9 +22,8 @@ import httpx
 from vdata.core.errors import UserError
 from vdata.core.io import atomic_path, iter_raw_rows
 from vdata.core.progress import ProgressFactory, no_progress
-from vdata.core.records import Record, check_publishable, file_row_values, parse_record
+from vdata.core.records import PUBLIC_COLUMNS, Record, check_publishable, file_row_values, parse_record
 from vdata.core.retry import backoff_delay, parse_retry_after
-from vdata.server.db import PUBLIC_COLUMNS
 
 DEFAULT_BATCH = 500
 MAX_ATTEMPTS = 5

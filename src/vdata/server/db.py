@@ -55,18 +55,6 @@ record_store = Table(
     Index("ix_record_store_status_category_seq", "status", "category", "seq"),
 )
 
-PUBLIC_COLUMNS: tuple[str, ...] = (
-    "id",
-    "text",
-    "target",
-    "attribute",
-    "category",
-    "strategy",
-    "provider",
-    "model",
-    "created_at",
-    "contributor",
-)
 PUBLIC_VIEWS: frozenset[str] = frozenset({"records", "stats"})
 STATUSES: tuple[str, ...] = ("pending", "approved", "rejected")
 

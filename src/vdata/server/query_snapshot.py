@@ -19,7 +19,7 @@ from pathlib import Path
 
 from sqlglot import exp, parse_one
 
-from vdata.server.db import PUBLIC_COLUMNS
+from vdata.core.records import PUBLIC_COLUMNS
 from vdata.server.query import QueryRefused, QueryResult, check_sql
 from vdata.server.snapshot import cached_manifest, list_snapshots
 

@@ -21,6 +21,13 @@ from vdata.core.settings import StageSettings, validate_settings
 DEFAULT_STRATEGIES: tuple[str, ...] = ("targeted", "general", "attributed", "simple", "loss_guided")
 
 
+# The --db option of every server command (serve, snapshot, moderators, costs): one text for all of them.
+DB_HELP = (
+    "Database URL: postgresql://USER:PASS@HOST/DB or sqlite:///PATH (default: env VDATA_DB, else SQLite "
+    "in the data dir)."
+)
+
+
 def default_db_url() -> str:
     return f"sqlite:///{data_dir() / 'server.sqlite3'}"
 

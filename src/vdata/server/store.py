@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import Engine, Select, Text, bindparam, cast, func, literal_column, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from vdata.core.records import Record, normalise_text
-from vdata.server.db import PUBLIC_COLUMNS, record_store
+from vdata.core.records import PUBLIC_COLUMNS, Record, normalise_text
+from vdata.server.db import record_store
 
 FULL_COLUMNS: tuple[str, ...] = (
     *PUBLIC_COLUMNS,

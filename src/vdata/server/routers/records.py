@@ -9,8 +9,8 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
-from vdata.core.records import Record, check_publishable, parse_record
-from vdata.server import db, moderation_store, store
+from vdata.core.records import PUBLIC_COLUMNS, Record, check_publishable, parse_record
+from vdata.server import moderation_store, store
 from vdata.server.responses import Format, json_page_response, json_response, page_response
 from vdata.server.routing import QueryModelRoute
 from vdata.server.state import ServerState, State, server_state
@@ -56,7 +56,7 @@ def _fetch_records(state: ServerState, query: store.PageQuery, fmt: Format) -> R
     if fmt == "json" and state.engine.dialect.name in store.JSON_DIALECTS:
         return json_page_response(*store.fetch_page_json(state.engine, query))
     rows, next_cursor = store.fetch_page(state.engine, query)
-    return page_response(rows, next_cursor, fmt, db.PUBLIC_COLUMNS)
+    return page_response(rows, next_cursor, fmt, PUBLIC_COLUMNS)
 
 
 async def get_records(request: Request, query: Annotated[RecordsQuery, Query()]) -> Response:
@@ -64,7 +64,7 @@ async def get_records(request: Request, query: Annotated[RecordsQuery, Query()])
     state = server_state(request)
     page_query = store.records_query(
         status="approved",
-        columns=db.PUBLIC_COLUMNS,
+        columns=PUBLIC_COLUMNS,
         categories=query.category,
         strategy=query.strategy,
         provider=query.provider,
