@@ -76,6 +76,14 @@ def test_sign_in_refusals_and_rate_limit(server: Server) -> None:
         assert _sign_in(client).status_code == 429
 
 
+def test_only_failed_sign_ins_count_toward_the_limit(server: Server) -> None:
+    with _browser(server) as client:
+        client.get("/signin")
+        for _ in range(2 * auth.SIGNIN_BURST):  # a moderator signing in again and again is never refused
+            client.cookies.clear()  # a fresh browser each time: signed-in visitors are sent past /signin
+            assert _sign_in(client).status_code == 303
+
+
 def test_sessions_expire_and_end_with_a_revoked_token(server: Server) -> None:
     cookie, _ = auth.create_session(server.engine, moderators.BOOTSTRAP_NAME, ttl=timedelta(seconds=-1))
     assert auth.session_for(server.engine, cookie, MODERATOR_TOKEN) is None

@@ -38,14 +38,18 @@ class TokenBucket:
         self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
 
-    def take(self, n: float = 1.0, now: float | None = None) -> float:
-        """Take `n` tokens if they are there and return 0; else take nothing and return the wait in seconds."""
+    def wait(self, n: float = 1.0, now: float | None = None) -> float:
+        """Seconds until `n` tokens are there (0 if they are now); takes nothing."""
         self._refill(now)
         need = min(n, self.capacity)
-        if self.tokens >= need:
+        return 0.0 if self.tokens >= need else (need - self.tokens) / self.rate
+
+    def take(self, n: float = 1.0, now: float | None = None) -> float:
+        """Take `n` tokens if they are there and return 0; else take nothing and return the wait in seconds."""
+        wait = self.wait(n, now)
+        if wait == 0:
             self.tokens -= n  # may go negative for oversized requests: later ones wait longer
-            return 0.0
-        return (need - self.tokens) / self.rate
+        return wait
 
     async def acquire(self, n: float = 1.0) -> None:
         if self._lock is None:
@@ -70,13 +74,22 @@ class KeyedTokenBuckets:
         self._buckets: dict[str, TokenBucket] = {}
         self._lock = threading.Lock()
 
+    def _bucket(self, key: str, now: float) -> TokenBucket:
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if len(self._buckets) >= self.MAX_KEYS:  # forget clients idle for a minute
+                self._buckets = {k: b for k, b in self._buckets.items() if now - b.stamp < 60}
+            bucket = self._buckets[key] = TokenBucket(self.rate, float(self.burst), now=now)
+        return bucket
+
     def take(self, key: str, n: float = 1.0) -> float:
-        """0 if the request may go ahead, else the seconds until it may."""
+        """0 if the request may go ahead (and it is counted), else the seconds until it may."""
         now = time.monotonic()
         with self._lock:
-            bucket = self._buckets.get(key)
-            if bucket is None:
-                if len(self._buckets) >= self.MAX_KEYS:  # forget clients idle for a minute
-                    self._buckets = {k: b for k, b in self._buckets.items() if now - b.stamp < 60}
-                bucket = self._buckets[key] = TokenBucket(self.rate, float(self.burst), now=now)
-            return bucket.take(n, now)
+            return self._bucket(key, now).take(n, now)
+
+    def wait(self, key: str, n: float = 1.0) -> float:
+        """Seconds until `key` may go ahead, counting nothing (e.g. check first, count only failures)."""
+        now = time.monotonic()
+        with self._lock:
+            return self._bucket(key, now).wait(n, now)

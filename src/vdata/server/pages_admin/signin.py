@@ -50,7 +50,8 @@ def add_routes(router: APIRouter, limiter: KeyedTokenBuckets) -> None:
     @router.post("/signin")
     async def signin(request: Request) -> Response:
         state = server_state(request)
-        wait = limiter.take(auth.client_address(request))
+        address = auth.client_address(request)
+        wait = limiter.wait(address)  # only failed sign-ins are counted (below), but any attempt waits
         if wait > 0:
             response = signin_page(
                 request,
@@ -73,6 +74,7 @@ def add_routes(router: APIRouter, limiter: KeyedTokenBuckets) -> None:
             else None
         )
         if name is None:
+            limiter.take(address)
             return signin_page(request, error="Wrong or revoked token.", status=401)
         cookie, _ = await run_in_threadpool(auth.create_session, state.engine, name)
         response = RedirectResponse("/moderate", 303)
