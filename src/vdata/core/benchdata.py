@@ -104,8 +104,3 @@ def _download(pinned: PinnedFile, dest: Path) -> None:
         tmp.unlink(missing_ok=True)
         raise OSError(f"downloaded bytes do not match the pinned sha256 of {pinned.path}")
     os.replace(tmp, dest)
-
-
-def file_sha256(relpath: str) -> str:
-    """The pinned hash, for provenance records."""
-    return manifest()[relpath].sha256

@@ -33,30 +33,16 @@ from pydantic import Field
 from vdata.core.errors import UserError
 from vdata.core.fingerprint import sha256_file
 from vdata.core.io import write_json_atomic
+from vdata.core.records import RECORD_FIELDS
 from vdata.core.settings import StageSettings, validate_settings
 
 MANIFEST = "manifest.json"
 FORMAT = "vdata-snapshot/1"
 # Snapshot ids are UTC times: they sort in creation order and name the shards a snapshot added.
 SNAPSHOT_ID = re.compile(r"^\d{8}T\d{6}Z$")
-# Columns of every shard, in order. JSON fields are stored as JSON text, as core.io writes Parquet.
-SHARD_COLUMNS: tuple[str, ...] = (
-    "id",
-    "text",
-    "target",
-    "attribute",
-    "category",
-    "strategy",
-    "attributes",
-    "provider",
-    "model",
-    "prompt_sha256",
-    "params",
-    "created_at",
-    "vdata_version",
-    "contributor",
-    "approved_at",
-)
+# Columns of every shard, in order: a record's fields, then who contributed it and when it was approved.
+# JSON fields are stored as JSON text, as core.io writes Parquet.
+SHARD_COLUMNS: tuple[str, ...] = (*RECORD_FIELDS, "contributor", "approved_at")
 
 
 class SnapshotSettings(StageSettings):
