@@ -55,6 +55,12 @@ def print_summary(console: Console, s: Summary) -> None:
     )
     if s.errors:
         table.add_row("errors", ", ".join(f"{k} x{v}" for k, v in s.errors.most_common()))
+    if s.batch_jobs or s.batch_jobs_resumed:
+        table.add_row(
+            "batch",
+            f"{s.batch_jobs} jobs submitted, {s.batch_jobs_resumed} picked up from an earlier run; "
+            f"{s.batch_requests} requests at batch prices",
+        )
     table.add_row("tokens", f"{s.prompt_tokens:,} prompt + {s.completion_tokens:,} completion")
     table.add_row(
         "cost", f"${s.cost_usd:.4f}" if s.cost_usd is not None else "unknown (no price for this model)"

@@ -32,8 +32,11 @@ from vdata.core.progress import ProgressFactory, no_progress
 from vdata.core.ratelimit import TokenBucket
 from vdata.core.records import Record
 from vdata.core.retry import backoff_delay
+from vdata.generate.batch.base import BatchClient, make_batch_client
+from vdata.generate.batch.journal import batch_journal_path
+from vdata.generate.batch.runner import BatchRunner
 from vdata.generate.cache import ResponseCache, cache_key
-from vdata.generate.cost import Ledger, price_for
+from vdata.generate.cost import Ledger, estimate_prompt_tokens, price_for
 from vdata.generate.eventloop import event_loop_factory
 from vdata.generate.options import GenOptions
 from vdata.generate.parse import DUPLICATE, REQUEST_FAILED
@@ -83,11 +86,6 @@ def options_fingerprint(options: GenOptions) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def estimate_prompt_tokens(messages: list[Message]) -> int:
-    # Conservative (over-)estimate: ~2 characters per token plus per-message overhead.
-    return sum(len(m["content"]) // 2 + 8 for m in messages)
-
-
 class Engine:
     def __init__(
         self,
@@ -100,8 +98,10 @@ class Engine:
         cache: ResponseCache | None = None,
         on_progress: Callable[[Summary], None] | None = None,
         log: Callable[[str], None] | None = None,
+        batch: BatchClient | None = None,
     ) -> None:
         self.options = options
+        self.batch = batch
         self.out = out
         self.provider = provider
         self.strategy = strategy
@@ -317,6 +317,8 @@ class Engine:
         self.summary.resumed = len(self.accepted)
         await self.strategy.prepare(self.ask)
         state = RunState(count=self.options.count, accepted=self.accepted)
+        if self.batch is not None:  # the provider's batch API; replies become records through _records_from
+            return await BatchRunner(self, self.batch).run(state, journal)
         in_flight: set[asyncio.Task[tuple[GenRequest, Completion | None]]] = set()
         # Finished tasks arrive on a queue: asyncio.wait(FIRST_COMPLETED) would cost O(in flight) per reply.
         finished: asyncio.Queue[asyncio.Task[tuple[GenRequest, Completion | None]]] = asyncio.Queue()
@@ -406,6 +408,7 @@ def generate(
     fmt = format_for(out, options.format)
     check_writable(out)
     key = resolve_api_key(options, api_key)
+    batch = make_batch_client(options, key) if options.batch else None  # before anything is written
     strategy_class = get_strategy(options.strategy)
     template = load_template(options.strategy, options.prompts, strategy_class.prompts_file)
     strategy = strategy_class(options, template, out_path=out)
@@ -426,12 +429,16 @@ def generate(
     provider = make_provider(options, key)
 
     async def _main(on_progress: Callable[[Summary], None]) -> Summary:
-        engine = Engine(options, out, provider, strategy, api_key=key, on_progress=on_progress, log=log)
+        engine = Engine(
+            options, out, provider, strategy, api_key=key, on_progress=on_progress, log=log, batch=batch
+        )
         try:
             with JsonlJournal(journal_file) as journal:
                 return await engine.run(journal)
         finally:
             await provider.aclose()
+            if batch is not None:
+                await batch.aclose()
 
     with (
         progress("gen", options.count, "rec") as task,
@@ -447,7 +454,7 @@ def generate(
     summary.records = len(final)
     summary.written = final
     if summary.complete:
-        for p in (journal_file, meta_file):
+        for p in (journal_file, meta_file, batch_journal_path(out)):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(p)
     return summary

@@ -17,6 +17,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 from vdata.core.errors import UserError
 from vdata.core.records import BASE_CATEGORIES, validate_category
 from vdata.core.settings import StageSettings, validate_settings
+from vdata.generate.batch.settings import BatchOptions
 from vdata.generate.providers import PROVIDERS, ProviderSpec
 from vdata.generate.strategy_registry import STRATEGIES
 
@@ -46,6 +47,12 @@ class RateLimit(StageSettings):
 class Price(StageSettings):
     input_per_mtok: float = Field(ge=0, description="USD per million prompt tokens.")
     output_per_mtok: float = Field(ge=0, description="USD per million completion tokens.")
+    batch_input_per_mtok: float | None = Field(
+        None, ge=0, description="Batch API price (default: the table's discount)."
+    )
+    batch_output_per_mtok: float | None = Field(
+        None, ge=0, description="Batch API price (default: the table's discount)."
+    )
 
 
 def _quoted(names: list[str]) -> str:
@@ -143,6 +150,13 @@ class GenOptions(StageSettings):
     cache: bool = Field(True, description="Cache responses on disk so reruns resume without paying twice.")
     backend: str = Field("auto", description="How the provider runs requests (per provider).")
     batch_size: int = Field(8, ge=1, le=512, description="local transformers backend: sequences per batch.")
+    batch: bool = Field(
+        False,
+        description="Send requests through the provider's batch API (openai, gemini): about half price, hours.",
+    )
+    batch_options: BatchOptions = Field(
+        default_factory=BatchOptions, description="With batch: polling, retries, job size."
+    )
 
     @field_validator("categories")
     @classmethod

@@ -17,7 +17,7 @@ def progress_info(summary: Summary, seconds: float) -> str:
         f"{summary.prompt_tokens + summary.completion_tokens:,} tok · {cost} · "
         f"{new / max(seconds, 1e-9):.2f} rec/s · "
         f"{summary.requests} req ({summary.cached} cached, {summary.failed} failed)"
-    )
+    ) + (f" · batch: {summary.batch_state}" if summary.batch_state else "")
 
 
 class SummaryProgress:

@@ -26,6 +26,12 @@ class Summary:
     seconds: float = 0.0
     stop_reason: str | None = None
     errors: Counter[str] = field(default_factory=Counter)
+    # Batch APIs: jobs this run submitted, jobs of an earlier run it picked up, requests sent in jobs,
+    # and while polling, what the jobs are doing.
+    batch_jobs: int = 0
+    batch_jobs_resumed: int = 0
+    batch_requests: int = 0
+    batch_state: str | None = None
     # The records written to `out`, for whoever acts on them afterwards (e.g. the contribution offer).
     written: list[Record] = field(default_factory=list, repr=False)
 
