@@ -15,6 +15,8 @@ Each created job follows a scenario, taken cyclically from `scenarios`:
 * `cancelled`: cancelling -> cancelled with the first half answered, the rest not mentioned.
 Each non-final state lasts `polls_per_state` status requests. Replies are the chat stand-in's
 (`stub_server.reply_for`), so records are deterministic per prompt and seed.
+
+    PYTHONPATH=tests python tests/generate/batch_stub.py --port 8766 --scenarios ok,partial
 """
 
 from __future__ import annotations
@@ -382,7 +384,7 @@ class BatchStub:
             self._loop = asyncio.new_event_loop()
 
             async def start() -> None:
-                self._server = await asyncio.start_server(self._connection, self.host, 0)
+                self._server = await asyncio.start_server(self._connection, self.host, self.port)
                 self.port = self._server.sockets[0].getsockname()[1]
 
             self._loop.run_until_complete(start())
@@ -410,3 +412,25 @@ class BatchStub:
         self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread is not None:
             self._thread.join(5)
+
+
+def main() -> None:
+    import argparse
+    import time
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--port", type=int, default=8766)
+    ap.add_argument("--scenarios", default="ok", help="cyclic, e.g. ok,partial,expired,failed,cancelled")
+    ap.add_argument("--polls-per-state", type=int, default=1)
+    args = ap.parse_args()
+    server = BatchStub(BatchStubConfig(args.scenarios.split(","), args.polls_per_state))
+    server.port = args.port
+    server.start_in_thread()
+    print(f"listening on {server.base_url} (OpenAI) and {server.gemini_url} (Gemini)", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        while True:
+            time.sleep(3600)
+
+
+if __name__ == "__main__":
+    main()

@@ -17,7 +17,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 from vdata.core.errors import UserError
 from vdata.core.records import BASE_CATEGORIES, validate_category
 from vdata.core.settings import StageSettings, validate_settings
-from vdata.generate.batch.settings import BatchOptions
+from vdata.generate.batch_options import BatchOptions
 from vdata.generate.providers import PROVIDERS, ProviderSpec
 from vdata.generate.strategy_registry import STRATEGIES
 

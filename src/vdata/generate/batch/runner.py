@@ -14,25 +14,57 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, TypeVar
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
 from vdata.core.errors import UserError
 from vdata.core.io import JsonlJournal
+from vdata.core.records import Record
 from vdata.core.retry import backoff_delay
 from vdata.generate.batch.base import BatchClient, BatchItem, ItemResult, batch_spec, split_jobs
 from vdata.generate.batch.journal import BatchJournal, JobEntry, batch_journal_path
-from vdata.generate.cache import cache_key
-from vdata.generate.cost import estimate_prompt_tokens, price_for
+from vdata.generate.cache import ResponseCache, cache_key
+from vdata.generate.cost import Ledger, estimate_prompt_tokens, price_for
+from vdata.generate.options import GenOptions
 from vdata.generate.parse import REQUEST_FAILED
 from vdata.generate.providers.base import Completion, ProviderError, redact
-from vdata.generate.strategies import GenRequest, RunState
+from vdata.generate.strategies import GenRequest, RunState, Strategy
 from vdata.generate.summary import Summary
-
-if TYPE_CHECKING:
-    from vdata.generate.engine import Engine
+from vdata.generate.templates import Message
 
 T = TypeVar("T")
+
+
+class Engine(Protocol):
+    """What the runner uses of `generate.engine.Engine` (named here: the engine imports this module)."""
+
+    options: GenOptions
+    out: Path
+    strategy: Strategy
+    cache: ResponseCache
+    ledger: Ledger
+    summary: Summary
+    identity: dict[str, Any]
+    api_key: str | None
+    accepted: list[Record]
+    started: float
+    on_progress: Callable[[Summary], None] | None
+    log: Callable[[str], None]
+    _order: deque[int]
+    _ready: dict[int, list[Record]]
+    _pending: list[Record]
+    _fatal: str | None
+    _consecutive_failures: int
+
+    def _params(self, max_tokens: int, seed: int) -> dict[str, Any]: ...
+    def _records_from(self, request: GenRequest, completion: Completion) -> list[Record]: ...
+    def _release(self) -> None: ...
+    def _should_issue(self, state: RunState) -> bool: ...
+    async def call(
+        self, messages: list[Message], sample: int | str, max_tokens: int, seed: int
+    ) -> Completion | None: ...
 
 
 class BatchRunner:

@@ -1,4 +1,5 @@
-"""The `batch_options` of `vdata gen` (used when `"batch": true`)."""
+"""The `batch_options` of `vdata gen` (used when `"batch": true`); beside, not inside, `generate.batch`, so the
+options module does not depend on the batch package (which depends on the options)."""
 
 from __future__ import annotations
 
