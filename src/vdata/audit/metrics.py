@@ -163,7 +163,9 @@ def normalised_entropy(counts: Sequence[int] | np.ndarray, n_categories: int | N
 
 def stable_hash64(text: str, salt: int = 0) -> int:
     """A 64-bit hash that is the same in every process (Python's `hash` of a str is salted per process)."""
-    digest = hashlib.blake2b(text.encode("utf-8"), digest_size=8, salt=salt.to_bytes(8, "little", signed=True))
+    digest = hashlib.blake2b(
+        text.encode("utf-8"), digest_size=8, salt=salt.to_bytes(8, "little", signed=True)
+    )
     return int.from_bytes(digest.digest(), "little")
 
 

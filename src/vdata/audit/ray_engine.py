@@ -79,17 +79,19 @@ def start_ray(address: str | None) -> Any:
             "--engine ray needs Ray Data: pip install 'vdata[ray]' (ray[data]), or use --engine local"
         ) from e
     if not ray.is_initialized():
-        quiet = {"logging_level": logging.WARNING, "log_to_driver": False, "include_dashboard": False}
+        quiet = {"logging_level": logging.ERROR, "log_to_driver": False, "include_dashboard": False}
         try:
             if address:
                 ray.init(address=address, **quiet)
             else:
                 ray.init(num_cpus=LOCAL_CPUS, **quiet)
         except ConnectionError as e:
-            raise UserError(f"--ray-address {address}: cannot connect to Ray ({e}); is the cluster up?") from e
+            raise UserError(
+                f"--ray-address {address}: cannot connect to Ray ({e}); is the cluster up?"
+            ) from e
+    logging.getLogger("ray.data").setLevel(logging.ERROR)  # it would warn that progress bars are off
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # a library prints nothing; our progress factory reports shards
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
     return ray
 
 
@@ -112,7 +114,7 @@ def audit_on_ray(
             if row["error"]:
                 raise UserError(str(row["error"]))
             done[int(row["shard"])] = pickle.loads(row["partial"])
-            task.update(advance=1)
+            task.advance(1)
             while next_shard in done:  # merge in input order as soon as the next shard is in
                 part = done.pop(next_shard)
                 rows.append(part.n_records)

@@ -86,7 +86,9 @@ def snapshot_files(folder: Path) -> list[Path] | None:
         files = json.loads(manifest.read_text(encoding="utf-8"))["files"]
         return [folder / entry["path"] for entry in files]
     except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise UserError(f"{manifest}: not a vdata snapshot manifest ({e}); audit its data/ folder instead") from e
+        raise UserError(
+            f"{manifest}: not a vdata snapshot manifest ({e}); audit its data/ folder instead"
+        ) from e
 
 
 def expand_inputs(paths: list[Path]) -> list[Path]:
