@@ -143,7 +143,9 @@ class GroupStats:
             if c == cat:
                 by_word[a][g] += n
         weighted, weight, top = 0.0, 0, []
-        for word, counts in by_word.items():
+        for word, counts in sorted(
+            by_word.items()
+        ):  # a fixed order: the float sums below do not depend on merges
             n = sum(counts.values())
             if n < self.min_attribute_count:
                 continue
