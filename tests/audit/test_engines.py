@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from vdata.audit.auditor import AuditOptions, Auditor, build_report
 from vdata.audit.lexicons import build_lexicon
-from vdata.audit.readers import DatasetReader, items_at
+from vdata.audit.readers import DatasetReader, expand_inputs, items_at
 from vdata.audit.run import run_audit
 from vdata.audit.settings import AuditSettings
 from vdata.core.cda import load_word_lists
@@ -212,3 +212,13 @@ def test_engine_ray_without_ray_installed_says_how_to_get_it(tmp_path: Path) -> 
     assert proc.returncode != 0
     assert "--engine ray needs Ray Data: pip install 'vdata[ray]'" in proc.stderr
     assert not (tmp_path / "o" / "report.json").exists()
+
+
+def test_a_snapshot_folder_is_read_as_the_shards_its_manifest_lists(tmp_path: Path) -> None:
+    rows, _ = sentences(30, seed=4)
+    shards = write_snapshot(tmp_path / "snap", rows, shards=3)
+    assert expand_inputs([tmp_path / "snap"]) == shards  # not croissant.json, not manifest.json
+    assert sum(1 for _ in DatasetReader([tmp_path / "snap"])) == 30
+    (tmp_path / "snap" / "manifest.json").write_text('{"snapshot_id": "x"}')
+    with pytest.raises(UserError, match="not a vdata snapshot manifest"):
+        expand_inputs([tmp_path / "snap"])
