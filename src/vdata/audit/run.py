@@ -134,7 +134,12 @@ def _check(
                 f"--filter {settings.filter} is one of the inputs; write the clean data elsewhere"
             )
     check_writable(settings.out / "report.json")
-    return [(name, DatasetReader(paths, settings.text_column)) for name, paths in datasets]
+    readers = [(name, DatasetReader(paths, settings.text_column)) for name, paths in datasets]
+    if settings.engine == "ray":  # Ray missing or its cluster unreachable: say so before any slow work
+        from vdata.audit.ray_engine import start_ray
+
+        start_ray(settings.ray_address)
+    return readers
 
 
 class _LazyEmbedder:
