@@ -11,7 +11,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def ray_session() -> Iterator[Any]:
-    """`ray`, initialised once (about 4 s on a quiet machine); `--engine ray` then uses it as it is."""
+    """`ray`, initialised once (12-14 s measured at load average 17-25); `--engine ray` uses it as it is."""
     ray = pytest.importorskip("ray", reason="--engine ray needs vdata[ray]")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
     yield ray
