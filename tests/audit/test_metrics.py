@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from vdata.audit.metrics import (
+    BottomKSample,
     DistinctCounter,
     HyperLogLog,
-    Reservoir,
     distinct_n,
     ngram_hashes,
     normalised_entropy,
@@ -123,13 +123,41 @@ def test_normalised_entropy_known_values() -> None:
     assert normalised_entropy([3], 1) is None
 
 
-def test_reservoir_is_seeded_and_bounded() -> None:
-    a, b = Reservoir(10, seed=3), Reservoir(10, seed=3)
+def test_bottom_k_sample_is_seeded_bounded_and_merges_to_the_one_pass_sample() -> None:
+    whole, first, second = BottomKSample(10, seed=3), BottomKSample(10, seed=3), BottomKSample(10, seed=3)
     for i in range(1000):
-        a.offer(i)
-        b.offer(i)
-    assert a.items == b.items and len(a.items) == 10 and a.seen == 1000
-    assert sorted(a.shuffled()) == sorted(a.items)
+        whole.offer(f"f:{i}", i)
+        (first if i < 400 else second).offer(f"f:{i}", i)
+    second.merge(first)  # merge order does not matter either
+    assert whole.items == second.items and len(whole.items) == 10
+    other_seed = BottomKSample(10, seed=4)
+    for i in range(1000):
+        other_seed.offer(f"f:{i}", i)
+    assert set(other_seed.items) != set(whole.items)
+    # a uniform sample: over many seeds every item is about equally likely
+    hits = Counter(x for seed in range(300) for x in _sample_of(range(20), 5, seed))
+    assert min(hits.values()) > 300 * 5 / 20 * 0.6
+
+
+def _sample_of(values: range, size: int, seed: int) -> list[int]:
+    s = BottomKSample(size, seed)
+    for v in values:
+        s.offer(str(v), v)
+    return s.items
+
+
+def test_distinct_counter_merge_equals_one_counter() -> None:
+    rng = np.random.default_rng(1)
+    values = rng.integers(0, 2**63, size=120_000, dtype=np.int64).astype(np.uint64)
+    for limit in (10**9, 50_000):  # exact, and past the limit (HyperLogLog registers merge by maximum)
+        whole = DistinctCounter(exact_limit=limit)
+        whole.add(values)
+        parts = [DistinctCounter(exact_limit=limit) for _ in range(3)]
+        for part, chunk in zip(parts, np.array_split(values, 3), strict=True):
+            part.add(chunk)
+        parts[0].merge(parts[1])
+        parts[0].merge(parts[2])
+        assert (parts[0].count(), parts[0].total, parts[0].exact) == (whole.count(), whole.total, whole.exact)
 
 
 def test_distinct_n_small() -> None:

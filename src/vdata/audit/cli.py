@@ -45,6 +45,8 @@ def register(app: typer.Typer) -> None:
         language: str = _option("language", "--language"),
         benchmark_overlap: bool = _option("benchmark_overlap", "--benchmark-overlap/--no-benchmark-overlap"),
         plots: bool = _option("plots", "--plots/--no-plots"),
+        engine: str = _option("engine", "--engine"),
+        ray_address: str | None = _option("ray_address", "--ray-address"),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or table."),
     ) -> None:
         """Audit synthetic debiasing data: diversity, group balance, stereotype direction and hygiene."""

@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from vdata.audit.auditor import KEEP
+from vdata.audit.partial import KEEP
 from vdata.audit.readers import AuditItem, DatasetReader
 from vdata.core.errors import UserError
 from vdata.core.io import atomic_path, row_for_csv, write_records

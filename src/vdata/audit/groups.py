@@ -9,7 +9,12 @@ from itertools import combinations
 from typing import Any
 
 from vdata.audit.lexicons import Lexicon, term_key
-from vdata.audit.metrics import normalised_entropy
+from vdata.audit.metrics import normalised_entropy, stable_hash64
+
+
+def top_counts(counter: Counter[str], k: int) -> dict[str, int]:
+    """The `k` most common entries, ties by key: the same however the counts were accumulated or merged."""
+    return dict(sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))[:k])
 
 
 class GroupStats:
@@ -49,10 +54,26 @@ class GroupStats:
                 for g in groups:
                     for a in attr_words:
                         self.pairings[(cat, g, a)] += 1
-            if len(self.pairings) > self.max_pairs:
-                # Drop pairings seen once: rare pairs say nothing about skew, and this bounds memory.
-                self.pairings = Counter({k: v for k, v in self.pairings.items() if v > 1})
+            self._prune_pairings()
         return mentions
+
+    def merge(self, other: GroupStats) -> None:
+        """Add another shard's counts (same lexicon)."""
+        for cat, counts in other.term_counts.items():
+            self.term_counts[cat].update(counts)
+        for cat, counts in other.group_records.items():
+            self.group_records[cat].update(counts)
+        self.records_with_category.update(other.records_with_category)
+        self.intersections.update(other.intersections)
+        self.pairings.update(other.pairings)
+        self._prune_pairings()
+        self.n_records += other.n_records
+        self.n_with_any += other.n_with_any
+
+    def _prune_pairings(self) -> None:
+        if len(self.pairings) > self.max_pairs:
+            # Drop pairings seen once: rare pairs say nothing about skew, and this bounds memory.
+            self.pairings = Counter({k: v for k, v in self.pairings.items() if v > 1})
 
     def _attribute_words(self, tokens: list[str], attribute: str) -> set[str]:
         if attribute.strip():
@@ -77,7 +98,7 @@ class GroupStats:
                 else None,
                 "groups_present": sum(1 for c in group_counts.values() if c),
                 "groups_defined": len(group_counts),
-                "term_counts": dict(self.term_counts[cat].most_common(top_terms)),
+                "term_counts": top_counts(self.term_counts[cat], top_terms),
                 "attribute_skew": self._attribute_skew(cat, group_counts, top_pairs),
             }
         return {
@@ -122,7 +143,9 @@ class GroupStats:
             if c == cat:
                 by_word[a][g] += n
         weighted, weight, top = 0.0, 0, []
-        for word, counts in by_word.items():
+        for word, counts in sorted(
+            by_word.items()
+        ):  # a fixed order: the float sums below do not depend on merges
             n = sum(counts.values())
             if n < self.min_attribute_count:
                 continue
@@ -175,7 +198,18 @@ class AttributeCoverage:
                     counter[sv] += 1
             combo.append((key, str(vals)))
         if len(self.combinations) < self.max_combinations:
-            self.combinations.add(hash(tuple(combo)))
+            self.combinations.add(stable_hash64(repr(combo)))
+
+    def merge(self, other: AttributeCoverage) -> None:
+        self.records += other.records
+        for key, counter in other.values.items():
+            mine = self.values[key]
+            for value, n in counter.items():
+                if value in mine or len(mine) < self.max_values:
+                    mine[value] += n
+        room = self.max_combinations - len(self.combinations)
+        fresh = other.combinations - self.combinations
+        self.combinations |= set(sorted(fresh)[: max(0, room)])
 
     def report(self) -> dict[str, Any] | None:
         if not self.records:
@@ -186,7 +220,7 @@ class AttributeCoverage:
             possible *= max(1, len(counter))
             keys[key] = {
                 "n_values": len(counter),
-                "counts": dict(counter.most_common(50)),
+                "counts": top_counts(counter, 50),
                 "evenness": normalised_entropy(list(counter.values())),
                 "min_max_ratio": min(counter.values()) / max(counter.values()),
             }

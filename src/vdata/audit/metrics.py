@@ -1,7 +1,8 @@
 """Diversity metrics and the bounded-memory sketches they rest on.
 
 * distinct-n: distinct n-grams / total n-grams. Counted exactly (8 bytes per distinct n-gram) up to
-  `exact_limit` distinct values, then by a HyperLogLog sketch (~0.8 % standard error, 16 KiB).
+  `exact_limit` distinct values, then by a HyperLogLog sketch (~0.8 % standard error, 16 KiB). Both merge
+  (set union, register maximum), so shards audited apart give the count of the whole.
 * self-BLEU: every sentence of a seeded sample scored with BLEU-4 against all the others as references
   (Zhu et al. 2018, as used by AttrPrompt), averaged. Higher = more repetitive.
 * APS: average pairwise cosine similarity of sentence embeddings, overall, within and across categories.
@@ -9,8 +10,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import heapq
 import math
-import random
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Sequence
@@ -80,6 +82,10 @@ class HyperLogLog:
             return m * math.log(m / zeros)  # linear counting for small cardinalities
         return raw
 
+    def merge(self, other: HyperLogLog) -> None:
+        """Become the sketch of the union: registers are a function of the set of values added."""
+        np.maximum(self.registers, other.registers, out=self.registers)
+
 
 class DistinctCounter:
     """Number of distinct uint64 values: exact while small, a HyperLogLog once over `exact_limit`."""
@@ -115,6 +121,25 @@ class DistinctCounter:
             self._hll.add(self._sorted)
             self._sorted = np.empty(0, dtype=np.uint64)
 
+    def merge(self, other: DistinctCounter) -> None:
+        """Add `other`'s values: exact while the union fits in `exact_limit`, else the union's sketch."""
+        self.total += other.total
+        if other._hll is not None:
+            if self._hll is None:
+                self._merge()
+                self._hll = HyperLogLog()
+                self._hll.add(self._sorted)
+                self._sorted = np.empty(0, dtype=np.uint64)
+            self._hll.merge(other._hll)
+            return
+        values = np.concatenate([other._sorted, *other._pending])
+        if self._hll is not None:
+            self._hll.add(values)
+            return
+        self._pending.append(values)
+        self._pending_n += len(values)
+        self._merge()
+
     def count(self) -> int:
         if self._hll is None:
             self._merge()
@@ -136,29 +161,48 @@ def normalised_entropy(counts: Sequence[int] | np.ndarray, n_categories: int | N
     return max(0.0, float(-(p * np.log(p)).sum() / math.log(k)))
 
 
-class Reservoir:
-    """Uniform random sample of fixed size from a stream (Algorithm R), seeded."""
+def stable_hash64(text: str, salt: int = 0) -> int:
+    """A 64-bit hash that is the same in every process (Python's `hash` of a str is salted per process)."""
+    digest = hashlib.blake2b(
+        text.encode("utf-8"), digest_size=8, salt=salt.to_bytes(8, "little", signed=True)
+    )
+    return int.from_bytes(digest.digest(), "little")
+
+
+class BottomKSample:
+    """A seeded uniform sample of fixed size that merges: the `size` items with the smallest priority,
+    priority = a seeded hash of each item's key (its place in the input, e.g. "file:line").
+
+    The sample is a function of the set of items offered, so per-shard samples merged give the same sample
+    as one pass over all the data, in any order.
+    """
 
     def __init__(self, size: int, seed: int) -> None:
         self.size = size
-        self.rng = random.Random(seed)
-        self.items: list[Any] = []
-        self.seen = 0
+        self.seed = seed
+        self._heap: list[tuple[int, str, Any]] = []  # (-priority, key, item): the largest priority on top
 
-    def offer(self, item: Any) -> None:
-        self.seen += 1
-        if len(self.items) < self.size:
-            self.items.append(item)
-        else:
-            j = self.rng.randrange(self.seen)
-            if j < self.size:
-                self.items[j] = item
+    def offer(self, key: str, item: Any) -> None:
+        if self.size <= 0:
+            return
+        entry = (-stable_hash64(key, self.seed), key, item)
+        if len(self._heap) < self.size:
+            heapq.heappush(self._heap, entry)
+        elif entry[:2] > self._heap[0][:2]:
+            heapq.heapreplace(self._heap, entry)
 
-    def shuffled(self) -> list[Any]:
-        """The sample in a seeded random order, so any prefix is itself a uniform sample."""
-        out = list(self.items)
-        self.rng.shuffle(out)
-        return out
+    def merge(self, other: BottomKSample) -> None:
+        for neg_priority, key, item in other._heap:
+            entry = (neg_priority, key, item)
+            if len(self._heap) < self.size:
+                heapq.heappush(self._heap, entry)
+            elif entry[:2] > self._heap[0][:2]:
+                heapq.heapreplace(self._heap, entry)
+
+    @property
+    def items(self) -> list[Any]:
+        """The sample by ascending priority: a seeded random order, so any prefix is itself uniform."""
+        return [item for _, _, item in sorted(self._heap, key=lambda e: (-e[0], e[1]))]
 
 
 def _ngrams(tokens: Sequence[str], n: int) -> Counter[tuple[str, ...]]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,11 +76,30 @@ def category_from_path(path: Path) -> str:
     return ""
 
 
+def snapshot_files(folder: Path) -> list[Path] | None:
+    """The Parquet shards a snapshot folder's manifest.json lists (docs/snapshots.md), or None if the folder
+    is not a snapshot. Its other files (manifest, croissant.json, README.md) are metadata, not data."""
+    manifest = folder / "manifest.json"
+    if not manifest.is_file():
+        return None
+    try:
+        files = json.loads(manifest.read_text(encoding="utf-8"))["files"]
+        return [folder / entry["path"] for entry in files]
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise UserError(
+            f"{manifest}: not a vdata snapshot manifest ({e}); audit its data/ folder instead"
+        ) from e
+
+
 def expand_inputs(paths: list[Path]) -> list[Path]:
-    """Files to read: each path itself, or the supported files under a folder (sorted, recursive)."""
+    """Files to read: each path itself, a snapshot's shards, or the supported files under a folder (sorted,
+    recursive)."""
     out: list[Path] = []
     for p in paths:
-        if p.is_dir():
+        shards = snapshot_files(p) if p.is_dir() else None
+        if shards is not None:
+            out.extend(shards)
+        elif p.is_dir():
             found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in SUPPORTED_SUFFIXES)
             if not found:
                 raise UserError(
@@ -222,6 +241,21 @@ def _pick_text_column(columns: list[str], text_column: str | None, path: Path, l
         f"{path}:{line}: no text column (looked for {', '.join(AUTO_TEXT_COLUMNS)}); columns are "
         f"{', '.join(columns) or '(none)'} — name the sentence column with --text-column"
     )
+
+
+def items_at(reader: DatasetReader, ordinals: Sequence[int]) -> dict[int, AuditItem]:
+    """The rows at these ordinals (positions in the reader's stream), reading only as far as the last."""
+    wanted = set(ordinals)
+    found: dict[int, AuditItem] = {}
+    if not wanted:
+        return found
+    last = max(wanted)
+    for position, item in enumerate(reader):
+        if position in wanted:
+            found[position] = item
+        if position >= last:
+            break
+    return found
 
 
 class DatasetReader:

@@ -6,14 +6,16 @@ goes to the `progress` factory the caller passes (the CLI draws bars unless `--q
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypedDict
 
-from vdata.audit.auditor import AuditOptions, Auditor, DirectionScorer, Embedder
+from vdata.audit.auditor import AuditOptions, Auditor, DirectionScorer, Embedder, ItemFetcher, build_report
 from vdata.audit.filtering import check_output, write_clean
 from vdata.audit.hygiene import load_benchmark_index
 from vdata.audit.lexicons import build_lexicon
-from vdata.audit.readers import DatasetReader
+from vdata.audit.partial import AuditPartial, removal_summary
+from vdata.audit.readers import AuditItem, DatasetReader, items_at
 from vdata.audit.report import markdown
 from vdata.audit.settings import AuditSettings
 from vdata.core.cda import load_word_lists
@@ -67,11 +69,25 @@ def run_audit(
     options = AuditOptions.from_settings(settings)
     reports: dict[str, dict[str, Any]] = {}
     filter_info: FilterSummary | None = None
+    near_method = Auditor(lexicon, options).near_duplicate_method()
     for k, (name, reader) in enumerate(readers):
-        auditor = Auditor(lexicon, options, index, cda_words)
-        _stream(name, reader, auditor, progress)
+        merged: AuditPartial
+        fetch_items: ItemFetcher
+        if settings.engine == "ray":
+            from vdata.audit.ray_engine import ShardJob, audit_on_ray
+
+            job = ShardJob(lexicon, options, index, cda_words, settings.text_column)
+            merged, fetch_items = audit_on_ray(name, reader.paths, job, settings.ray_address, progress)
+        else:
+            merged = _stream(name, reader, Auditor(lexicon, options, index, cda_words), progress)
+            fetch_items = _row_reader(datasets[k][1], settings.text_column)
         with progress(f"{name}: sample metrics", None, "") as task:
-            report = auditor.finish(
+            report = build_report(
+                merged,
+                options,
+                near_method=near_method,
+                fetch_items=fetch_items,
+                benchmark_sizes=index.sizes if index is not None else None,
                 embedder=embed if options.embed_sample > 0 else None,
                 direction=direction,
                 progress=lambda step, task=task: task.update(info=step),
@@ -81,12 +97,12 @@ def run_audit(
         if k == 0 and settings.filter is not None:
             with progress(f"writing {settings.filter}", None, ""):
                 kept = write_clean(
-                    DatasetReader(datasets[0][1], settings.text_column), auditor.reasons, settings.filter
+                    DatasetReader(datasets[0][1], settings.text_column), merged.reasons, settings.filter
                 )
             filter_info = {
                 "path": str(settings.filter),
                 "kept": kept,
-                "removed": auditor.removal_summary(),
+                "removed": removal_summary(merged.reasons),
             }
             report["filter"] = filter_info
         reports[name] = report
@@ -118,7 +134,12 @@ def _check(
                 f"--filter {settings.filter} is one of the inputs; write the clean data elsewhere"
             )
     check_writable(settings.out / "report.json")
-    return [(name, DatasetReader(paths, settings.text_column)) for name, paths in datasets]
+    readers = [(name, DatasetReader(paths, settings.text_column)) for name, paths in datasets]
+    if settings.engine == "ray":  # Ray missing or its cluster unreachable: say so before any slow work
+        from vdata.audit.ray_engine import start_ray
+
+        start_ray(settings.ray_address)
+    return readers
 
 
 class _LazyEmbedder:
@@ -136,11 +157,22 @@ class _LazyEmbedder:
         return self.loaded(texts)
 
 
-def _stream(name: str, reader: DatasetReader, auditor: Auditor, progress: ProgressFactory) -> None:
-    """The streaming pass; the bar counts bytes read, its info the records."""
+def _row_reader(paths: list[Path], text_column: str | None) -> ItemFetcher:
+    """Rows of the dataset by ordinal, read again (the examples of duplicates are known only at the end)."""
+
+    def rows(ordinals: Sequence[int]) -> dict[int, AuditItem]:
+        return items_at(DatasetReader(paths, text_column), ordinals)
+
+    return rows
+
+
+def _stream(name: str, reader: DatasetReader, auditor: Auditor, progress: ProgressFactory) -> AuditPartial:
+    """The local engine's streaming pass: the whole dataset as one shard. The bar counts bytes read."""
     with progress(f"auditing {name}", reader.total_bytes, "bytes") as task:
+        n = 0
         for n, item in enumerate(reader, 1):
             auditor.add(item)
             if n % 2000 == 0:
                 task.update(completed=reader.bytes.done, info=f"{n:,} records")
-        task.update(completed=reader.total_bytes, info=f"{auditor.n_records:,} records")
+        task.update(completed=reader.total_bytes, info=f"{n:,} records")
+    return auditor.partial()

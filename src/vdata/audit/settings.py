@@ -54,6 +54,16 @@ class AuditSettings(StageSettings):
     language: Language = Field("en", description="Expected language (en, de, fr, es, it, pt, nl).")
     benchmark_overlap: bool = Field(True, description="Check overlap with StereoSet and CrowS-Pairs.")
     plots: bool = Field(True, description="Write PNG plots.")
+    engine: Literal["local", "ray"] = Field(
+        "local",
+        description="Where the streaming pass runs: local (one process) or ray (Ray Data, one task per file; "
+        "needs vdata[ray]). Both write the same report.",
+    )
+    ray_address: str | None = Field(
+        None,
+        description="Ray cluster to join with --engine ray (e.g. ray://head:10001); default: a local Ray "
+        "with 2 CPUs.",
+    )
 
     def datasets(self) -> list[tuple[str, list[Path]]]:
         """(unique label, paths) for the main dataset, then each `compare` dataset."""
