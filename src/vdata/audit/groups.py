@@ -8,7 +8,7 @@ from collections import Counter, defaultdict
 from itertools import combinations
 from typing import Any
 
-from vdata.audit.lexicons import Lexicon, term_key
+from vdata.core.lexicon import Lexicon, term_key
 from vdata.audit.metrics import normalised_entropy
 
 
