@@ -8,8 +8,8 @@ from collections import Counter, defaultdict
 from itertools import combinations
 from typing import Any
 
-from vdata.core.lexicon import Lexicon, term_key
 from vdata.audit.metrics import normalised_entropy
+from vdata.core.lexicon import Lexicon, term_key
 
 
 class GroupStats:
