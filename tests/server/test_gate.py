@@ -159,8 +159,11 @@ def test_moderators_see_the_report(gated: Server, crafted: dict[str, Any]) -> No
     assert ours["report"]["status"] == "done"
     assert ours["report"]["report"]["recommendation"]["action"] == "review"
     assert len(ours["records"]) == 3  # the three auto-rejected records left the queue
-    with _signed_in(gated) as browser:
+    browser = _signed_in(gated)
+    try:
         page = browser.get("/moderate").text
+    finally:
+        browser.close()
     assert "Automatic report: review" in page
     assert "Rejected automatically (duplicates, benchmark-overlap, refusals)" in page
     assert "Stereotype direction (against 15 public records): too few pairings to judge" in page
