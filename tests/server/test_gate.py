@@ -199,5 +199,5 @@ def test_gate_off_says_so_and_stores_no_report(tmp_path_factory: pytest.TempPath
 
 def test_auto_reject_rules_are_checked() -> None:
     assert parse_auto_reject("duplicates, refusals,duplicates") == ("duplicates", "refusals")
-    with pytest.raises(Exception, match="unknown rule 'dupes'.*choose from duplicates"):
+    with pytest.raises(Exception, match=r"unknown rule 'dupes'.*choose from duplicates"):
         parse_auto_reject("dupes")
