@@ -61,7 +61,7 @@ def wait_report(http: httpx.Client, url: str, timeout_s: float = 180) -> dict[st
     deadline = time.monotonic() + timeout_s
     while True:
         body = http.get(url).json()
-        if body["report"]["status"] != "pending":
+        if body["report"]["status"] not in ("pending", "running"):
             return body
         assert time.monotonic() < deadline, f"the gate's report on {url} is still pending"
         time.sleep(0.3)

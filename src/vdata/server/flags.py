@@ -135,9 +135,11 @@ def index_backlog(engine: Engine) -> int:
         )
 
 
-def index_signatures(engine: Engine, checks: Flagger, limit: int | None = None) -> int:
-    """Add the signatures of records stored since the last call (at most about `limit` of them);
-    returns how many were indexed."""
+def index_signatures(
+    engine: Engine, checks: Flagger, limit: int | None = None, chunk: int = INDEX_CHUNK
+) -> int:
+    """Add the signatures of records stored since the last call (at most about `limit` of them), `chunk`
+    records per transaction; returns how many were indexed."""
     done = 0
     while limit is None or done < limit:
         with engine.begin() as conn:
@@ -145,7 +147,7 @@ def index_signatures(engine: Engine, checks: Flagger, limit: int | None = None) 
                 select(record_store.c.seq, record_store.c.text)
                 .where(record_store.c.seq > _last_indexed(conn))
                 .order_by(record_store.c.seq)
-                .limit(INDEX_CHUNK)
+                .limit(chunk)
             ).all()
             if not rows:
                 return done

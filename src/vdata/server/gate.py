@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 
 from vdata.core.errors import UserError
 from vdata.core.hygiene import tokenize
@@ -49,6 +49,9 @@ LIFT_ALONG, LIFT_AGAINST = 1.1, 0.9
 SERIOUS_FLAGS = ("duplicate", "benchmark", "refusal", "malformed")
 REJECT_SHARE = 0.5
 PUBLIC_CHUNK = 5000
+# Records whose signatures the gate writes per transaction: on SQLite a writer holds the one write lock,
+# and a PUT that meets it waits; short transactions keep that wait short.
+INDEX_CHUNK = 200
 
 
 def evenness(counts: Iterable[int], n_groups: int) -> float | None:
@@ -305,17 +308,22 @@ def auto_reject(
     return rejected
 
 
-def make_report(engine: Engine, batch_id: str, checks: GateChecks, rules: Sequence[str]) -> dict[str, Any]:
-    """The report on one batch (and the auto-rejections it leads to); stored by `run_report`."""
-    records = batch_records(engine, batch_id)
-    found = flags.flag_records(engine, records, checks.flagger)
+def make_report(
+    engine: Engine,
+    batch_id: str,
+    records: Sequence[dict[str, Any]],
+    found: dict[str, list[flags.Flag]],
+    checks: GateChecks,
+    rules: Sequence[str],
+) -> dict[str, Any]:
+    """The report on one batch (its `records`, their flags `found`) and the auto-rejections it leads to."""
     public = checks.public(engine)
     batch = GroupProfile()
     pairings = [p for r in records for p in batch.add(checks.lexicon, r["text"], r["attribute"])]
     rejected = auto_reject(engine, batch_id, records, found, rules)
     groups = _groups_section(batch, public, checks.lexicon)
     direction = _direction_section(pairings, batch, public)
-    counts = Counter(f.kind for fs in found.values() for f in fs)
+    counts = Counter(f.kind for r in records for f in found.get(r["id"], []))
     return {
         "schema": REPORT_SCHEMA,
         "batch": batch_id,
@@ -334,30 +342,82 @@ def make_report(engine: Engine, batch_id: str, checks: GateChecks, rules: Sequen
     }
 
 
-def run_report(engine: Engine, batch_id: str, checks: GateChecks, rules: Sequence[str]) -> str:
-    """Make and store the report on `batch_id`; a failure is stored (status failed) and logged, never
-    raised: the batch stays in the queue for the moderators either way. Returns the status stored."""
-    report: dict[str, Any] | None = None
-    error = None
-    try:
-        report = make_report(engine, batch_id, checks, rules)
-    except Exception as e:  # the worker must survive any one batch
-        log.exception("gate: report on batch %s failed", batch_id)
-        error = f"{type(e).__name__}: {e}"[:2000]
-    status = "done" if report is not None else "failed"
+def _store(engine: Engine, batch_id: str, report: dict[str, Any] | None, error: str | None) -> None:
     table = moderation_store.contribution_report
     with engine.begin() as conn:
         conn.execute(
             update(table)
             .where(table.c.batch_id == batch_id)
             .values(
-                status=status,
+                status="done" if report is not None else "failed",
                 finished_at=now_utc(),
                 report=None if report is None else json.dumps(report, ensure_ascii=False),
                 error=error,
             )
         )
-    return status
+
+
+def run_reports(
+    engine: Engine, batch_ids: Sequence[str], checks: GateChecks, rules: Sequence[str]
+) -> dict[str, str]:
+    """Make and store the reports on `batch_ids` (their records flagged together: one signature index
+    update and one lookup for all). A failure is stored (status failed, the error) and logged, never
+    raised: the batch stays in the moderators' queue either way. Returns batch id -> status stored."""
+    out: dict[str, str] = {}
+    try:
+        records = {batch_id: batch_records(engine, batch_id) for batch_id in batch_ids}
+        flags.index_signatures(engine, checks.flagger, chunk=INDEX_CHUNK)
+        found = flags.flag_records(engine, [r for rs in records.values() for r in rs], checks.flagger)
+    except Exception as e:  # the worker must survive anything one round meets
+        log.exception("gate: flagging batches %s failed", ", ".join(batch_ids))
+        for batch_id in batch_ids:
+            _store(engine, batch_id, None, f"{type(e).__name__}: {e}"[:2000])
+            out[batch_id] = "failed"
+        return out
+    for batch_id in batch_ids:
+        report, error = None, None
+        try:
+            report = make_report(engine, batch_id, records[batch_id], found, checks, rules)
+        except Exception as e:
+            log.exception("gate: report on batch %s failed", batch_id)
+            error = f"{type(e).__name__}: {e}"[:2000]
+        _store(engine, batch_id, report, error)
+        out[batch_id] = "done" if report is not None else "failed"
+    return out
+
+
+def claim_pending(engine: Engine, limit: int) -> list[str]:
+    """Take up to `limit` queued reports, oldest first, marking them running (a row another worker
+    claimed first is skipped: the UPDATE's status condition makes the claim atomic)."""
+    table = moderation_store.contribution_report
+    with engine.connect() as conn:
+        candidates = list(
+            conn.execute(
+                select(table.c.batch_id)
+                .where(table.c.status == "pending")
+                .order_by(table.c.created_at, table.c.batch_id)
+                .limit(limit)
+            ).scalars()
+        )
+    claimed = []
+    with engine.begin() as conn:
+        for batch_id in candidates:
+            result = conn.execute(
+                update(table)
+                .where(table.c.batch_id == batch_id, table.c.status == "pending")
+                .values(status="running")
+            )
+            if result.rowcount == 1:
+                claimed.append(batch_id)
+    return claimed
+
+
+def requeue_running(engine: Engine) -> int:
+    """Put reports left running by a worker that stopped back in the queue; returns how many."""
+    table = moderation_store.contribution_report
+    with engine.begin() as conn:
+        result = conn.execute(update(table).where(table.c.status == "running").values(status="pending"))
+        return int(result.rowcount or 0)
 
 
 def read_reports(engine: Engine, batch_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -375,12 +435,11 @@ def read_reports(engine: Engine, batch_ids: Sequence[str]) -> dict[str, dict[str
     return out
 
 
-def pending_reports(engine: Engine) -> list[str]:
-    """Batches whose report is still queued (after a restart, the worker takes them up again)."""
+def pending_reports(engine: Engine) -> int:
+    """Reports queued and not yet taken by the worker."""
     table = moderation_store.contribution_report
     with engine.connect() as conn:
-        return list(
-            conn.execute(
-                select(table.c.batch_id).where(table.c.status == "pending").order_by(table.c.created_at)
-            ).scalars()
+        return int(
+            conn.execute(select(func.count()).select_from(table).where(table.c.status == "pending")).scalar()
+            or 0
         )

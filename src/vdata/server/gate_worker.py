@@ -1,10 +1,14 @@
 """Runs the contribution gate off the request path: a worker process that makes the reports.
 
-A PUT queues the report in the database (a `contribution_report` row, status pending, written with the
-batch) and hands the batch id to this worker; the response does not wait. The worker is a separate
-process at a lower CPU priority (nice), so its hashing and lexicon work neither holds the server's GIL
-nor takes a core away from requests when both want one. The database row is the durable queue: at
-start, the reports still pending (a restart, a crashed worker) are queued again.
+A PUT queues the report in the database (a `contribution_report` row, status pending, written in the
+same transaction as the batch) and wakes the worker; the response does not wait. The database rows are
+the queue: the worker claims the oldest pending reports a round at a time (their records flagged
+together), so a burst of PUTs costs the worker one signature update per round rather than one per batch,
+and reports left behind by a restart are simply still there.
+
+The worker is a separate process at a lower CPU priority (nice), so its hashing and lexicon work
+neither holds the server's GIL nor takes a core from requests when both want one. Nothing is sent to
+it per request beyond setting an Event.
 """
 
 from __future__ import annotations
@@ -14,9 +18,7 @@ import logging
 import multiprocessing
 import os
 import threading
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from typing import Any
+from multiprocessing.synchronize import Event
 
 from sqlalchemy import Engine
 
@@ -25,82 +27,84 @@ from vdata.server.settings import ServerSettings
 log = logging.getLogger("vdata.server")
 
 WORKER_NICE = 10
+ROUND_BATCHES = 20  # reports claimed (and flagged together) per round
+IDLE_POLL_S = 2.0  # an idle worker also looks at the queue this often (another process may have queued)
 
-# In the worker process: built once by `_start_worker`.
-_worker: dict[str, Any] = {}
 
-
-def _start_worker(settings_json: str) -> None:
+def worker_main(settings_json: str, wake: Event, stop: Event) -> None:
+    """The worker process: claim queued reports, make them, until `stop`."""
     from vdata.server import db
-    from vdata.server.gate import GateChecks
+    from vdata.server.gate import GateChecks, claim_pending, run_reports
+    from vdata.server.serve import configure_logging
 
+    configure_logging()
     with contextlib.suppress(OSError):  # not permitted: the worker runs at the server's priority
         os.nice(WORKER_NICE)
     settings = ServerSettings.model_validate_json(settings_json)
-    _worker["settings"] = settings
-    _worker["engine"] = db.make_engine(settings.db_url)
-    _worker["checks"] = GateChecks(settings.gate_refresh_s)
-
-
-def _report(batch_id: str) -> str:
-    from vdata.server.gate import run_report
-
-    settings: ServerSettings = _worker["settings"]
-    return run_report(_worker["engine"], batch_id, _worker["checks"], settings.auto_reject)
+    engine = db.make_engine(settings.db_url)
+    checks = GateChecks(settings.gate_refresh_s)
+    while not stop.is_set():
+        wake.clear()  # before looking: a PUT after this point sets it again
+        try:
+            batch_ids = claim_pending(engine, ROUND_BATCHES)
+            if batch_ids:
+                run_reports(engine, batch_ids, checks, settings.auto_reject)
+                continue
+        except Exception:  # a database hiccup: keep the worker, try again after the pause
+            log.exception("gate: worker round failed")
+        wake.wait(IDLE_POLL_S)
+    engine.dispose()
 
 
 class GateQueue:
-    """Hands batch ids to the worker process (started on first use, restarted if it dies)."""
+    """The server side: starts the worker process on first use (and again if it died) and wakes it."""
 
     def __init__(self, settings: ServerSettings) -> None:
         self.settings = settings
-        self._pool: ProcessPoolExecutor | None = None
+        # spawn: the server process has threads (fork would copy their locks mid-use).
+        self._context = multiprocessing.get_context("spawn")
+        self._wake = self._context.Event()
+        self._stop = self._context.Event()
+        self._process: multiprocessing.process.BaseProcess | None = None
         self._lock = threading.Lock()
-        self._closed = False
 
-    def _executor(self) -> ProcessPoolExecutor:
-        with self._lock:
-            if self._pool is None:
-                self._pool = ProcessPoolExecutor(
-                    max_workers=1,
-                    # spawn: the server process has threads (fork would copy their locks mid-use).
-                    mp_context=multiprocessing.get_context("spawn"),
-                    initializer=_start_worker,
-                    initargs=(self.settings.model_dump_json(),),
-                )
-            return self._pool
-
-    def submit(self, batch_id: str) -> None:
-        if self._closed:
+    def _ensure_worker(self) -> None:
+        if self._process is not None and self._process.is_alive():
             return
-        try:
-            future = self._executor().submit(_report, batch_id)
-        except (BrokenProcessPool, RuntimeError):
-            # The worker died (killed, out of memory): start a new one; the report is queued again.
-            with self._lock:
-                self._pool = None
-            future = self._executor().submit(_report, batch_id)
-        future.add_done_callback(lambda f, b=batch_id: self._done(b, f))
+        with self._lock:
+            if self._stop.is_set() or (self._process is not None and self._process.is_alive()):
+                return
+            if self._process is not None:
+                log.error("gate: worker process exited (%s); starting a new one", self._process.exitcode)
+            self._process = self._context.Process(
+                target=worker_main,
+                args=(self.settings.model_dump_json(), self._wake, self._stop),
+                name="vdata-gate",
+                daemon=True,
+            )
+            self._process.start()
 
-    def _done(self, batch_id: str, future: Future[str]) -> None:
-        error = None if future.cancelled() else future.exception()
-        if error is not None and not self._closed:
-            # The report stays pending in the database; the next start (or a later PUT's restart of
-            # the worker) takes it up again.
-            log.error("gate: worker failed on batch %s: %s", batch_id, error)
+    def notify(self) -> None:
+        """A report was queued: make sure the worker runs and wake it."""
+        self._ensure_worker()
+        self._wake.set()
 
     def resume(self, engine: Engine) -> int:
-        """Queue the reports left pending by an earlier run; returns how many."""
-        from vdata.server.gate import pending_reports
+        """At start: wake the worker when reports are left in the queue; returns how many."""
+        from vdata.server.gate import pending_reports, requeue_running
 
-        batch_ids = pending_reports(engine)
-        for batch_id in batch_ids:
-            self.submit(batch_id)
-        return len(batch_ids)
+        waiting = pending_reports(engine) + requeue_running(engine)
+        if waiting:
+            self.notify()
+        return waiting
 
     def close(self) -> None:
-        self._closed = True
+        self._stop.set()
+        self._wake.set()
         with self._lock:
-            if self._pool is not None:
-                self._pool.shutdown(wait=False, cancel_futures=True)
-                self._pool = None
+            process, self._process = self._process, None
+        if process is not None:
+            process.join(timeout=10)  # a round in progress finishes (its reports stay consistent)
+            if process.is_alive():
+                process.terminate()
+                process.join(timeout=5)

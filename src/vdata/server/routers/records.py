@@ -171,7 +171,7 @@ def _store_body(state: ServerState, body: bytes, contributor: str) -> Response:
         state.engine, outcome.accepted, contributor.strip(), queue_report=gate is not None
     )
     if gate is not None and batch_id is not None:
-        gate.submit(batch_id)
+        gate.notify()
     body: dict[str, Any] = {"accepted": outcome.accepted, "duplicates": outcome.duplicates, "rejected": []}
     if batch_id is not None:
         body["contribution"] = contribution_summary(batch_id, state.settings)

@@ -20,7 +20,7 @@ def upgrade() -> None:
     op.create_table(
         "contribution_report",
         sa.Column("batch_id", sa.String(32), primary_key=True),
-        # pending (queued for the gate's worker), done, failed (error says why).
+        # pending (queued), running (taken by a gate worker), done, failed (error says why).
         sa.Column("status", sa.String(10), nullable=False),
         sa.Column("created_at", sa.String(40), nullable=False),
         sa.Column("finished_at", sa.String(40), nullable=True),
