@@ -201,3 +201,19 @@ def test_auto_reject_rules_are_checked() -> None:
     assert parse_auto_reject("duplicates, refusals,duplicates") == ("duplicates", "refusals")
     with pytest.raises(Exception, match=r"unknown rule 'dupes'.*choose from duplicates"):
         parse_auto_reject("dupes")
+
+
+def test_push_reports_the_contribution_urls(gated: Server) -> None:
+    from vdata.core.records import Record
+    from vdata.server.client import push_records
+
+    records = [
+        Record(**_record(f"Grandmothers in town {c} repair bicycles for the whole street.", ""))
+        for c in COLOURS[:2]
+    ]
+    report = push_records(records, gated.url, batch_size=1, contributor="pusher")
+    assert len(report.contributions) == 2
+    for url in report.contributions:
+        assert url.startswith(f"{gated.url}/v1/contributions/")
+        body = httpx.get(url, timeout=30).json()
+        assert body["contributor"] == "pusher" and body["n_records"] == 1

@@ -162,6 +162,10 @@ def register(app: typer.Typer, *, strategy_names: Callable[[], Sequence[str]] | 
             typer.echo(f"  rejected {where}: {reason}")
         if len(report.rejected) > 50:
             typer.echo(f"  ... and {len(report.rejected) - 50} more")
+        for url in report.contributions[:10]:
+            typer.echo(f"  status and automatic report: {url}")
+        if len(report.contributions) > 10:
+            typer.echo(f"  ... and {len(report.contributions) - 10} more batches")
 
     @app.command()
     def pull(

@@ -17,6 +17,7 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import sys
 import threading
 from multiprocessing.synchronize import Event
 
@@ -35,9 +36,9 @@ def worker_main(settings_json: str, wake: Event, stop: Event) -> None:
     """The worker process: claim queued reports, make them, until `stop`."""
     from vdata.server import db
     from vdata.server.gate import GateChecks, claim_pending, run_reports
-    from vdata.server.serve import configure_logging
 
-    configure_logging()
+    # This process's own logging: lines on stderr, like the server's.
+    logging.basicConfig(stream=sys.stderr, format="%(message)s", level=logging.INFO)
     with contextlib.suppress(OSError):  # not permitted: the worker runs at the server's priority
         os.nice(WORKER_NICE)
     settings = ServerSettings.model_validate_json(settings_json)
