@@ -1,7 +1,8 @@
 """Runs the contribution gate off the request path: a worker process that makes the reports.
 
 A PUT queues the report in the database (a `contribution_report` row, status pending, written in the
-same transaction as the batch) and wakes the worker; the response does not wait. The database rows are
+same transaction as the batch) and wakes the worker; the response does not wait. The worker starts on
+the reports once PUTs pause (QUIET_S), or after MAX_DEFER_S of continuous PUTs. The database rows are
 the queue: the worker claims the oldest pending reports a round at a time (their records flagged
 together), so a burst of PUTs costs the worker one signature update per round rather than one per batch,
 and reports left behind by a restart are simply still there.
@@ -19,6 +20,7 @@ import multiprocessing
 import os
 import sys
 import threading
+import time
 from multiprocessing.synchronize import Event
 
 from sqlalchemy import Engine
@@ -30,6 +32,11 @@ log = logging.getLogger("vdata.server")
 WORKER_NICE = 10
 ROUND_BATCHES = 20  # reports claimed (and flagged together) per round
 IDLE_POLL_S = 2.0  # an idle worker also looks at the queue this often (another process may have queued)
+# Reports wait for a quiet moment: no PUT for QUIET_S. During a burst of PUTs the worker's work (and
+# the database's work for it) would compete with the PUTs for the cores; a report waits at most
+# MAX_DEFER_S for such a moment, after which the worker runs rounds beside the PUTs.
+QUIET_S = 0.5
+MAX_DEFER_S = 30.0
 
 
 def worker_main(settings_json: str, wake: Event, stop: Event) -> None:
@@ -44,16 +51,29 @@ def worker_main(settings_json: str, wake: Event, stop: Event) -> None:
     settings = ServerSettings.model_validate_json(settings_json)
     engine = db.make_engine(settings.db_url)
     checks = GateChecks(settings.gate_refresh_s)
+    deferred_since: float | None = None  # when the first report still waiting for a quiet moment came
+    draining = False
     while not stop.is_set():
-        wake.clear()  # before looking: a PUT after this point sets it again
+        if draining and wake.is_set():
+            draining = False  # PUTs are arriving again: wait for the next quiet moment
+        if not draining:
+            woke = wake.wait(QUIET_S if deferred_since is not None else IDLE_POLL_S)
+            wake.clear()
+            now = time.monotonic()
+            if woke:
+                deferred_since = deferred_since if deferred_since is not None else now
+                if now - deferred_since < MAX_DEFER_S:
+                    continue
         try:
             batch_ids = claim_pending(engine, ROUND_BATCHES)
             if batch_ids:
                 run_reports(engine, batch_ids, checks, settings.auto_reject)
-                continue
+            draining = bool(batch_ids)
+            if not batch_ids:
+                deferred_since = None
         except Exception:  # a database hiccup: keep the worker, try again after the pause
             log.exception("gate: worker round failed")
-        wake.wait(IDLE_POLL_S)
+            draining = False
     engine.dispose()
 
 
