@@ -208,10 +208,10 @@ def time_one_shard(path: Path) -> dict[str, float]:
     lexicon and benchmark index are loaded): the per-shard rate of one worker."""
     from vdata.audit.auditor import AuditOptions
     from vdata.audit.hygiene import load_benchmark_index
-    from vdata.audit.lexicons import build_lexicon
     from vdata.audit.ray_engine import ShardJob, audit_shard
     from vdata.audit.settings import AuditSettings
     from vdata.core.cda import load_word_lists
+    from vdata.core.lexicon import build_lexicon
 
     settings = AuditSettings(data=[path])
     job = ShardJob(

@@ -12,7 +12,13 @@ core would sustain even when, as on a shared CI machine, the server gets only pa
 4. A /v1/query aggregate over all N records (median of 10 runs).
 
 Usage: .venv/bin/python bench/server_load.py [--records 100000] [--get-seconds 10] [--backends sqlite,postgres]
+    [--gate on|off|compare]
 Targets from issue 5: >= 2,000 GET/s with p99 <= 50 ms, >= 5,000 records/s on PUT.
+
+--gate: the contribution gate (a report on every PUT batch, made by a worker process after the
+response) on (the default of `vdata serve`) or off. `--gate compare` measures only PUT throughput, gate
+off and on alternately on fresh databases for --rounds rounds, and prints the on/off ratio (target from
+issue 14: >= 0.9x) and how long after the last PUT the gate had finished every report.
 """
 
 from __future__ import annotations
@@ -47,7 +53,8 @@ import socket, sys, threading, time
 from vdata.server.serve import configure_logging, make_server
 from vdata.server.settings import ServerSettings
 settings = ServerSettings(db_url=sys.argv[1], put_rate=1e6, put_burst=1_000_000, batch_size=1000,
-                          moderator_token=None)
+                          moderator_token=None, gate=sys.argv[3] == "on",
+                          auto_reject=("duplicates", "benchmark-overlap", "refusals"))
 configure_logging()
 # SO_REUSEPORT: several server processes share the port and the kernel spreads connections over them.
 sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -117,13 +124,13 @@ class Postgres:
 class ServerProcess:
     """`workers` server processes on one loopback port; the first one runs the migrations alone."""
 
-    def __init__(self, db_url: str, workers: int = 1) -> None:
+    def __init__(self, db_url: str, workers: int = 1, gate: str = "on") -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.procs: list[subprocess.Popen[bytes]] = []
         for _ in range(workers):
             proc = subprocess.Popen(
-                [sys.executable, "-c", SERVER_CODE, db_url, str(self.port)],
+                [sys.executable, "-c", SERVER_CODE, db_url, str(self.port), gate],
                 # The bench measures how long the 100k aggregate takes, so the public 1 s limit is raised here.
                 env={**os.environ, "VDATA_QUERY_TIMEOUT": os.environ.get("VDATA_QUERY_TIMEOUT", "30")},
                 stdout=subprocess.PIPE,
@@ -256,10 +263,102 @@ def approve_all(db_url: str) -> None:
     engine.dispose()
 
 
-def run_backend(backend: str, db_url: str, n: int, get_seconds: float, workers: int) -> Result:
-    result = Result(backend)
-    server = ServerProcess(db_url, workers)
+def reports_pending(db_url: str) -> int:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(db_url)
     try:
+        with engine.connect() as conn:
+            return int(
+                conn.execute(
+                    text("SELECT COUNT(*) FROM contribution_report WHERE status IN ('pending', 'running')")
+                ).scalar()
+                or 0
+            )
+    finally:
+        engine.dispose()
+
+
+def put_phase(db_url: str, n: int, workers: int, gate: str) -> dict[str, float]:
+    """PUT throughput alone on an empty database; with the gate on, also the seconds after the last PUT
+    until the worker had made every report."""
+    server = ServerProcess(db_url, workers, gate)
+    try:
+        # Warm-up, both settings alike: one PUT, and its report made (with the gate on, this starts the
+        # worker process, a one-time cost per server, not a per-PUT one).
+        asyncio.run(put_all(server.url, make_records(100, seed=1)))
+        while gate == "on" and reports_pending(db_url):
+            time.sleep(0.2)
+        records = make_records(n)
+        cpu0 = server.cpu_seconds()
+        secs, accepted, _ = asyncio.run(put_all(server.url, records))
+        figures = {
+            "put_records_per_s": accepted / secs,
+            "put_records_per_server_cpu_s": accepted / (server.cpu_seconds() - cpu0),
+        }
+        if gate == "on":
+            t0 = time.perf_counter()
+            while reports_pending(db_url):
+                time.sleep(0.5)
+            figures["gate_drain_s"] = time.perf_counter() - t0
+        return figures
+    finally:
+        server.stop()
+
+
+def fresh_databases(backend: str, pg_url: str | None, count: int) -> list[str]:
+    """`count` empty databases of `backend` (SQLite files in a temporary folder, or PostgreSQL databases)."""
+    if backend == "sqlite":
+        tmp = Path(tempfile.mkdtemp(prefix="vdata-bench-gate-"))
+        return [f"sqlite:///{tmp / f'server{k}.sqlite3'}" for k in range(count)]
+    from sqlalchemy import create_engine, text
+
+    assert pg_url is not None
+    engine = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        for k in range(count):
+            conn.execute(text(f"CREATE DATABASE bench_gate_{k}"))
+    engine.dispose()
+    return [pg_url.rsplit("/", 1)[0] + f"/bench_gate_{k}" for k in range(count)]
+
+
+def compare_gate(backend: str, pg_url: str | None, n: int, workers: int, rounds: int) -> None:
+    """PUT throughput with the gate off and on, alternating, each run on a fresh database."""
+    urls = fresh_databases(backend, pg_url, 2 * rounds)
+    runs: dict[str, list[dict[str, float]]] = {"off": [], "on": []}
+    for k in range(rounds):
+        for j, gate in enumerate(("off", "on") if k % 2 == 0 else ("on", "off")):
+            figures = put_phase(urls[2 * k + j], n, workers, gate)
+            runs[gate].append(figures)
+            extra = (
+                f", reports done {figures['gate_drain_s']:.1f} s after the last PUT" if gate == "on" else ""
+            )
+            print(
+                f"{backend} round {k + 1} gate {gate:>3}: {figures['put_records_per_s']:8.0f} records/s "
+                f"({figures['put_records_per_server_cpu_s']:.0f} per server CPU-s){extra}; "
+                f"load {os.getloadavg()[0]:.1f}",
+                flush=True,
+            )
+    off = statistics.median(r["put_records_per_s"] for r in runs["off"])
+    on = statistics.median(r["put_records_per_s"] for r in runs["on"])
+    off_cpu = statistics.median(r["put_records_per_server_cpu_s"] for r in runs["off"])
+    on_cpu = statistics.median(r["put_records_per_server_cpu_s"] for r in runs["on"])
+    print(
+        f"{backend}: PUT records/s median gate off {off:.0f}, gate on {on:.0f}: ratio {on / off:.2f}x "
+        f"(target >= 0.90x); per server CPU-s {off_cpu:.0f} vs {on_cpu:.0f}: {on_cpu / off_cpu:.2f}x; "
+        f"reports done a median {statistics.median(r['gate_drain_s'] for r in runs['on']):.1f} s after the last PUT"
+    )
+
+
+def run_backend(backend: str, db_url: str, n: int, get_seconds: float, workers: int, gate: str) -> Result:
+    result = Result(backend)
+    server = ServerProcess(db_url, workers, gate)
+    try:
+        # Warm-up, both settings alike: one PUT, and its report made (with the gate on, this starts the
+        # worker process, a one-time cost per server, not a per-PUT one).
+        asyncio.run(put_all(server.url, make_records(100, seed=1)))
+        while gate == "on" and reports_pending(db_url):
+            time.sleep(0.2)
         records = make_records(n)
         cpu0 = server.cpu_seconds()
         secs, accepted, _ = asyncio.run(put_all(server.url, records))
@@ -302,10 +401,27 @@ def main() -> None:
     parser.add_argument("--get-seconds", type=float, default=10.0)
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--workers", type=int, default=1, help="server processes sharing the port")
+    parser.add_argument("--gate", choices=("on", "off", "compare"), default="on")
+    parser.add_argument("--rounds", type=int, default=3, help="--gate compare: runs of each setting")
     args = parser.parse_args()
     print(
         f"cpu cores: {os.cpu_count()}, load average: {os.getloadavg()[0]:.1f} (other work shares the cores)"
     )
+    if args.gate == "compare":
+        for backend in args.backends.split(","):
+            if backend == "postgres":
+                try:
+                    pg = Postgres()
+                except FileNotFoundError as e:
+                    print(f"postgres: skipped ({e})")
+                    continue
+                try:
+                    compare_gate("postgres", pg.start(), args.records, args.workers, args.rounds)
+                finally:
+                    pg.stop()
+            else:
+                compare_gate(backend, None, args.records, args.workers, args.rounds)
+        return
     results: list[Result] = []
     for backend in args.backends.split(","):
         t0 = time.perf_counter()
@@ -319,6 +435,7 @@ def main() -> None:
                         args.records,
                         args.get_seconds,
                         args.workers,
+                        args.gate,
                     )
                 )
             finally:
@@ -331,7 +448,9 @@ def main() -> None:
                 continue
             try:
                 results.append(
-                    run_backend("postgres", pg.start(), args.records, args.get_seconds, args.workers)
+                    run_backend(
+                        "postgres", pg.start(), args.records, args.get_seconds, args.workers, args.gate
+                    )
                 )
             finally:
                 pg.stop()

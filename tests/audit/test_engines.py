@@ -17,12 +17,12 @@ import pytest
 from typer.testing import CliRunner
 
 from vdata.audit.auditor import AuditOptions, Auditor, build_report
-from vdata.audit.lexicons import build_lexicon
 from vdata.audit.readers import DatasetReader, expand_inputs, items_at
 from vdata.audit.run import run_audit
 from vdata.audit.settings import AuditSettings
 from vdata.core.cda import load_word_lists
 from vdata.core.errors import UserError
+from vdata.core.lexicon import build_lexicon
 
 GROUPS = ["woman", "man", "Muslim teacher", "Jewish lawyer", "Black nurse", "Asian engineer", "grandmother"]
 TRAITS = ["brave", "gentle", "logical", "kind", "ambitious", "calm", "nurturing", "strong"]

@@ -18,8 +18,9 @@ from vdata.audit.hygiene import (
     load_benchmark_index,
     malformed_reason,
 )
-from vdata.audit.lexicons import build_lexicon, tokenize
 from vdata.audit.metrics import normalised_entropy
+from vdata.core.hygiene import tokenize
+from vdata.core.lexicon import build_lexicon
 
 
 @pytest.mark.parametrize(

@@ -9,9 +9,9 @@ from typing import get_args
 import pytest
 from typer.testing import CliRunner
 
-from vdata.audit.lexicons import stopwords
 from vdata.audit.settings import AuditSettings, Language
 from vdata.core.errors import UserError
+from vdata.core.hygiene import stopwords
 from vdata.core.settings import validate_settings
 
 

@@ -24,7 +24,6 @@ from vdata.audit.hygiene import (
     language_flag,
     malformed_reason,
 )
-from vdata.audit.lexicons import Lexicon, term_key, tokenize
 from vdata.audit.metrics import (
     BottomKSample,
     DistinctCounter,
@@ -47,6 +46,8 @@ from vdata.audit.partial import (
 )
 from vdata.audit.readers import AuditItem
 from vdata.audit.settings import AuditSettings
+from vdata.core.hygiene import tokenize
+from vdata.core.lexicon import Lexicon, term_key
 
 # Stereotype direction's place in report.json when it was not measured: why, and what turns it on.
 DIRECTION_NEEDS_A_MODEL: dict[str, Any] = {

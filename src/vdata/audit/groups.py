@@ -8,8 +8,8 @@ from collections import Counter, defaultdict
 from itertools import combinations
 from typing import Any
 
-from vdata.audit.lexicons import Lexicon, term_key
 from vdata.audit.metrics import normalised_entropy, stable_hash64
+from vdata.core.lexicon import Lexicon, term_key
 
 
 def top_counts(counter: Counter[str], k: int) -> dict[str, int]:

@@ -24,10 +24,10 @@ import numpy as np
 
 from vdata.audit.auditor import AuditOptions, Auditor, ItemFetcher
 from vdata.audit.hygiene import BenchmarkIndex
-from vdata.audit.lexicons import Lexicon
 from vdata.audit.partial import AuditPartial
 from vdata.audit.readers import AuditItem, DatasetReader, items_at
 from vdata.core.errors import UserError
+from vdata.core.lexicon import Lexicon
 from vdata.core.progress import ProgressFactory
 
 LOCAL_CPUS = 2

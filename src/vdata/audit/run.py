@@ -13,7 +13,6 @@ from typing import Any, TypedDict
 from vdata.audit.auditor import AuditOptions, Auditor, DirectionScorer, Embedder, ItemFetcher, build_report
 from vdata.audit.filtering import check_output, write_clean
 from vdata.audit.hygiene import load_benchmark_index
-from vdata.audit.lexicons import build_lexicon
 from vdata.audit.partial import AuditPartial, removal_summary
 from vdata.audit.readers import AuditItem, DatasetReader, items_at
 from vdata.audit.report import markdown
@@ -21,6 +20,7 @@ from vdata.audit.settings import AuditSettings
 from vdata.core.cda import load_word_lists
 from vdata.core.errors import UserError
 from vdata.core.io import check_writable, write_json_atomic, write_text_atomic
+from vdata.core.lexicon import build_lexicon
 from vdata.core.progress import ProgressFactory, no_progress
 
 

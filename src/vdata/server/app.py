@@ -22,12 +22,14 @@ from starlette.staticfiles import StaticFiles
 from vdata import __version__
 from vdata.core.ratelimit import KeyedTokenBuckets
 from vdata.server import db
+from vdata.server.benchmark_schedule import BenchmarkScheduler
+from vdata.server.gate_worker import GateQueue
 from vdata.server.middleware import AccessLog, RateLimit, RequestGuard, SecurityHeaders
 from vdata.server.pages import page_routes
 from vdata.server.pages.render import PageCaches
 from vdata.server.pages_admin import admin_page_routes
 from vdata.server.pgread import AsyncReadPool
-from vdata.server.routers import info, moderation, query, records, snapshots
+from vdata.server.routers import benchmarks, contributions, info, moderation, query, records, snapshots
 from vdata.server.routers.docs import docs_routes
 from vdata.server.settings import ServerSettings
 from vdata.server.state import ServerState
@@ -52,8 +54,19 @@ async def _lifespan(app: FastAPI, *, migrate: bool) -> AsyncIterator[None]:
             )
     # The counts of the home page and of /records, computed once in the background (seconds at 10^6 rows).
     threading.Thread(target=app.state.pages.warm, args=(engine,), daemon=True).start()
+    if state.gate is not None:
+        resumed = await run_in_threadpool(state.gate.resume, engine)
+        if resumed:
+            log.info(json.dumps({"event": "gate-resumed", "reports": resumed}))
+    scheduler = BenchmarkScheduler(settings, engine) if settings.benchmark_every_s and migrate else None
+    if scheduler is not None:
+        scheduler.start()
     log.info(json.dumps({"event": "ready", "db": engine.url.render_as_string(hide_password=True)}))
     yield
+    if scheduler is not None:
+        scheduler.stop()
+    if state.gate is not None:
+        state.gate.close()
     if state.read_pool is not None:
         await state.read_pool.close()
     engine.dispose()
@@ -67,6 +80,7 @@ def create_app(settings: ServerSettings, *, migrate: bool = True) -> FastAPI:
         engine=engine,
         put_limiter=KeyedTokenBuckets(settings.put_rate, settings.put_burst),
         read_pool=AsyncReadPool(engine) if engine.dialect.name == "postgresql" else None,
+        gate=GateQueue(settings) if settings.gate else None,
     )
     app = FastAPI(
         title="vdata public dataset",
@@ -84,6 +98,8 @@ def create_app(settings: ServerSettings, *, migrate: bool = True) -> FastAPI:
             *moderation.router.routes,
             *docs_routes(),
             *snapshots.router.routes,
+            *contributions.router.routes,
+            *benchmarks.router.routes,
             *admin_page_routes(),
             Mount("/static", StaticFiles(packages=[("vdata.server", "static")]), name="static"),
         ],

@@ -74,10 +74,32 @@ def register(app: typer.Typer, *, strategy_names: Callable[[], Sequence[str]] | 
         snapshots: Path = typer.Option(
             None, "--snapshots", help="Folder of `vdata snapshot` output to serve at /v1/snapshots."
         ),
+        gate: bool = typer.Option(
+            True,
+            "--gate/--no-gate",
+            help="Make an automatic report on every contribution batch (after the PUT is answered).",
+        ),
+        auto_reject: str = typer.Option(
+            None,
+            "--auto-reject",
+            help="Reject flagged records automatically, reason logged: comma-separated rules from "
+            "duplicates, near-duplicates, benchmark-overlap, refusals, malformed, other-language.",
+        ),
+        benchmark_every: str = typer.Option(
+            None,
+            "--benchmark-every",
+            help="Benchmark the latest snapshot this often (e.g. 7d, 12h) with vdata benchmark-dataset.",
+        ),
+        benchmark_command: str = typer.Option(
+            None,
+            "--benchmark-command",
+            help="The command --benchmark-every runs, with {python}, {snapshot} and {out} "
+            "(default: '{python} -m vdata benchmark-dataset {snapshot} --out {out}').",
+        ),
     ) -> None:
         """Run the public dataset server (migrations are applied at start)."""
         from vdata.server.serve import configure_logging, make_server, run_workers
-        from vdata.server.settings import ServerSettings
+        from vdata.server.settings import ServerSettings, parse_auto_reject, parse_duration
 
         settings = ServerSettings.from_env(
             db,
@@ -86,7 +108,13 @@ def register(app: typer.Typer, *, strategy_names: Callable[[], Sequence[str]] | 
             query_row_limit=query_row_limit,
             snapshots_dir=snapshots,
             strategies=tuple(strategy_names()) if strategy_names else None,
+            gate=gate,
+            auto_reject=parse_auto_reject(auto_reject) if auto_reject is not None else None,
+            benchmark_every_s=parse_duration(benchmark_every) if benchmark_every else None,
+            benchmark_command=tuple(shlex.split(benchmark_command)) if benchmark_command else None,
         )
+        if settings.benchmark_every_s and settings.snapshots_dir is None:
+            raise UserError("--benchmark-every benchmarks the latest snapshot: give --snapshots DIR too")
         configure_logging()
         if not 0 < port < 65536:
             raise UserError(f"--port {port} is out of range; use 1-65535")
@@ -134,6 +162,10 @@ def register(app: typer.Typer, *, strategy_names: Callable[[], Sequence[str]] | 
             typer.echo(f"  rejected {where}: {reason}")
         if len(report.rejected) > 50:
             typer.echo(f"  ... and {len(report.rejected) - 50} more")
+        for url in report.contributions[:10]:
+            typer.echo(f"  status and automatic report: {url}")
+        if len(report.contributions) > 10:
+            typer.echo(f"  ... and {len(report.contributions) - 10} more batches")
 
     @app.command()
     def pull(

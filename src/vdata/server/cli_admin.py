@@ -1,10 +1,13 @@
-"""`vdata moderators add|list|revoke` and `vdata costs add|list`: the operator's commands.
+"""`vdata moderators add|list|revoke`, `vdata costs add|list` and `vdata benchmarks import|list`: the
+operator's commands.
 
 They open the server's database directly (`--db`, as for `vdata serve`) and bring its schema up to date
 first, so they work before the server has ever started.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
@@ -23,11 +26,44 @@ def _engine(db: str | None):  # -> sqlalchemy.Engine
 
 
 def register_admin(app: typer.Typer) -> None:
-    """Add the `moderators` and `costs` command groups to `app`."""
+    """Add the `moderators`, `costs` and `benchmarks` command groups to `app`."""
     moderators_app = typer.Typer(help="Moderator accounts: tokens for the moderation page and API.")
     costs_app = typer.Typer(help="The running costs and donations shown on /about.")
     app.add_typer(moderators_app, name="moderators")
     app.add_typer(costs_app, name="costs")
+    benchmarks_app = typer.Typer(
+        help="The dataset's bias benchmarks shown at /v1/benchmarks and on the pages."
+    )
+    app.add_typer(benchmarks_app, name="benchmarks")
+
+    @benchmarks_app.command("import")
+    def benchmarks_import(
+        file: Path = typer.Argument(..., help="A benchmark.json written by vdata benchmark-dataset."),
+        snapshot: str = typer.Option(
+            None, "--snapshot", help="The snapshot id the run measured, when the document names none."
+        ),
+        db: str = typer.Option(None, "--db", help=DB_HELP),
+    ) -> None:
+        """Store a benchmark.json in the server's database (its history and badge show it)."""
+        from vdata.server.benchmarks import import_document, read_document
+
+        document = read_document(file)
+        benchmark_id = import_document(_engine(db), document, snapshot)
+        typer.echo(f"benchmark {benchmark_id} stored from {file}")
+
+    @benchmarks_app.command("list")
+    def benchmarks_list(db: str = typer.Option(None, "--db", help=DB_HELP)) -> None:
+        """Print the stored benchmarks: id, created, snapshot, StereoSet bias cut per category."""
+        from vdata.server.benchmarks import history
+
+        for entry in history(_engine(db)):
+            cuts = ", ".join(
+                f"{name} {c['bias_cut_pct']:.0f}%"
+                if c["bias_cut_pct"] is not None
+                else f"{name} {c['status']}"
+                for name, c in entry["categories"].items()
+            )
+            typer.echo(f"{entry['id']}\t{entry['created']}\t{entry['snapshot_id'] or '-'}\t{cuts}")
 
     @moderators_app.command("add")
     def add(

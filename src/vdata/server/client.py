@@ -55,6 +55,8 @@ class PushReport:
     duplicates: list[str] = field(default_factory=list)
     # (where, reason): `where` is "file:line" for local rejections, or the record id for server rejections.
     rejected: list[tuple[str, str]] = field(default_factory=list)
+    # Full URLs of the contribution batches stored (each shows its records' status and the automatic report).
+    contributions: list[str] = field(default_factory=list)
 
 
 def _request_with_retries(
@@ -155,6 +157,8 @@ def push_records(
                     body = response.json()
                     report.accepted.extend(body["accepted"])
                     report.duplicates.extend(body["duplicates"])
+                    if isinstance(body.get("contribution"), dict):
+                        report.contributions.append(server + body["contribution"]["url"])
                     break
                 if response.status_code == 422 and isinstance(response.json().get("errors"), list):
                     # The server stored nothing; drop the records it named and send the rest again.

@@ -135,9 +135,11 @@ def index_backlog(engine: Engine) -> int:
         )
 
 
-def index_signatures(engine: Engine, checks: Flagger, limit: int | None = None) -> int:
-    """Add the signatures of records stored since the last call (at most about `limit` of them);
-    returns how many were indexed."""
+def index_signatures(
+    engine: Engine, checks: Flagger, limit: int | None = None, chunk: int = INDEX_CHUNK
+) -> int:
+    """Add the signatures of records stored since the last call (at most about `limit` of them), `chunk`
+    records per transaction; returns how many were indexed."""
     done = 0
     while limit is None or done < limit:
         with engine.begin() as conn:
@@ -145,7 +147,7 @@ def index_signatures(engine: Engine, checks: Flagger, limit: int | None = None) 
                 select(record_store.c.seq, record_store.c.text)
                 .where(record_store.c.seq > _last_indexed(conn))
                 .order_by(record_store.c.seq)
-                .limit(INDEX_CHUNK)
+                .limit(chunk)
             ).all()
             if not rows:
                 return done
@@ -170,17 +172,32 @@ def flag_records(engine: Engine, records: Sequence[dict[str, Any]], checks: Flag
     tokens, sigs = checks.signatures([r["text"] for r in records])
     wanted = sorted({h for pairs in sigs for _, h in pairs})
     s, r = record_signature.c, record_store.c
-    matches: dict[tuple[int, int], list[tuple[int, str, str]]] = {}
+    # The signature rows first, then the records they belong to by primary key: joining the two in one
+    # statement made PostgreSQL hash-join every stored record for each chunk of hashes.
+    hits: list[tuple[int, int, int]] = []
+    info: dict[int, tuple[str, str]] = {}
     with engine.connect() as conn:
         for start in range(0, len(wanted), 500):
-            result = conn.execute(
-                select(s.band, s.hash, r.seq, r.id, r.status)
-                .join(record_store, r.seq == s.seq)
-                .where(s.hash.in_(bindparam("hashes", expanding=True)), r.status != "rejected"),
-                {"hashes": wanted[start : start + 500]},
+            hits.extend(
+                (int(band), int(h), int(seq))
+                for band, h, seq in conn.execute(
+                    select(s.band, s.hash, s.seq).where(s.hash.in_(bindparam("hashes", expanding=True))),
+                    {"hashes": wanted[start : start + 500]},
+                )
             )
-            for band, h, seq, rid, status in result:
-                matches.setdefault((band, h), []).append((seq, rid, status))
+        seqs = sorted({seq for _, _, seq in hits})
+        for start in range(0, len(seqs), 500):
+            for seq, rid, status in conn.execute(
+                select(r.seq, r.id, r.status).where(
+                    r.seq.in_(bindparam("seqs", expanding=True)), r.status != "rejected"
+                ),
+                {"seqs": seqs[start : start + 500]},
+            ):
+                info[seq] = (rid, status)
+    matches: dict[tuple[int, int], list[tuple[int, str, str]]] = {}
+    for band, h, seq in hits:
+        if seq in info:
+            matches.setdefault((band, h), []).append((seq, *info[seq]))
     out: dict[str, list[Flag]] = {}
     for record, toks, pairs in zip(records, tokens, sigs, strict=True):
         flags = checks.text_flags(record["text"], toks)

@@ -43,6 +43,17 @@ batch_record = Table(
     Column("record_id", String(16), primary_key=True),
     Column("batch_id", String(32), nullable=False),
 )
+# The contribution gate's report on a batch (gate.py): queued as pending with the batch, filled in later.
+contribution_report = Table(
+    "contribution_report",
+    metadata,
+    Column("batch_id", String(32), primary_key=True),
+    Column("status", String(10), nullable=False),
+    Column("created_at", String(40), nullable=False),
+    Column("finished_at", String(40), nullable=True),
+    Column("report", Text, nullable=True),
+    Column("error", Text, nullable=True),
+)
 moderation_log = Table(
     "moderation_log",
     metadata,
@@ -73,19 +84,28 @@ QUEUE_COLUMNS = (
 )
 
 
-def note_batch(engine: Engine, record_ids: Sequence[str], contributor: str) -> str | None:
+def note_batch(
+    engine: Engine, record_ids: Sequence[str], contributor: str, *, queue_report: bool = False
+) -> str | None:
     """Remember that the newly stored `record_ids` arrived in one PUT from `contributor`: the batch the
-    queue groups them by. Returns the batch id (None when nothing new was stored)."""
+    queue groups them by; with `queue_report`, also queue the gate's report on it (in the same
+    transaction, so no batch is ever left without its report). Returns the batch id (None when nothing
+    new was stored)."""
     if not record_ids:
         return None
     batch_id = secrets.token_hex(8)
+    at = now_utc()
     with engine.begin() as conn:
         conn.execute(
             contribution_batch.insert().values(
-                id=batch_id, contributor=contributor, submitted_at=now_utc(), n_records=len(record_ids)
+                id=batch_id, contributor=contributor, submitted_at=at, n_records=len(record_ids)
             )
         )
         conn.execute(batch_record.insert(), [{"record_id": r, "batch_id": batch_id} for r in record_ids])
+        if queue_report:
+            conn.execute(
+                contribution_report.insert().values(batch_id=batch_id, status="pending", created_at=at)
+            )
     return batch_id
 
 
@@ -270,4 +290,38 @@ def moderation_stats(engine: Engine) -> dict[str, Any]:
         "months": [{"month": m, **counts} for m, counts in per_month.items()],
         "by_status": {s: int(by_status.get(s, 0)) for s in ("pending", "approved", "rejected")},
         "median_review_s": None if median_s is None else float(median_s),
+    }
+
+
+def batch_status(engine: Engine, batch_id: str) -> dict[str, Any] | None:
+    """A contribution batch as its contributor may see it: who, when, and each record's status with the
+    latest decision on it (who, when, why); None for an unknown batch."""
+    b, r, log = contribution_batch.c, record_store.c, moderation_log.c
+    with engine.connect() as conn:
+        batch = conn.execute(
+            select(b.id, b.contributor, b.submitted_at, b.n_records).where(b.id == batch_id)
+        ).first()
+        if batch is None:
+            return None
+        rows = conn.execute(
+            select(r.id, r.status)
+            .join(batch_record, batch_record.c.record_id == r.id)
+            .where(batch_record.c.batch_id == batch_id)
+            .order_by(r.seq)
+        ).all()
+        decisions: dict[str, dict[str, Any]] = {}
+        ids = [row[0] for row in rows]
+        for start in range(0, len(ids), 500):
+            for rid, at, moderator, status, reason in conn.execute(
+                select(log.record_id, log.at, log.moderator, log.new_status, log.reason)
+                .where(log.record_id.in_(ids[start : start + 500]))
+                .order_by(log.seq)
+            ):
+                decisions[rid] = {"at": at, "by": moderator, "status": status, "reason": reason}
+    return {
+        "id": batch.id,
+        "contributor": batch.contributor,
+        "submitted_at": batch.submitted_at,
+        "n_records": batch.n_records,
+        "records": [{"id": rid, "status": status, "decision": decisions.get(rid)} for rid, status in rows],
     }

@@ -55,8 +55,25 @@ def run_workers(settings: ServerSettings, host: str, port: int, workers: int) ->
 
     engine = db.make_engine(settings.db_url)
     db.upgrade(engine)
-    engine.dispose()
+    scheduler = None
+    if settings.benchmark_every_s:
+        # One schedule for the whole server, here in the supervisor, not one per worker.
+        from vdata.server.benchmark_schedule import BenchmarkScheduler
+
+        scheduler = BenchmarkScheduler(settings, engine)
+        scheduler.start()
+    else:
+        engine.dispose()
     os.environ[SETTINGS_ENV] = settings.model_dump_json()
+    try:
+        _run_uvicorn_workers(host, port, workers)
+    finally:
+        if scheduler is not None:
+            scheduler.stop()
+            engine.dispose()
+
+
+def _run_uvicorn_workers(host: str, port: int, workers: int) -> None:
     uvicorn.run(
         "vdata.server.serve:app_from_env",
         factory=True,

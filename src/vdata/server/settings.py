@@ -7,8 +7,9 @@ shell history or a config file.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field
 
@@ -45,6 +46,55 @@ def normalise_db_url(url: str | None) -> str:
         f"unsupported --db {url!r}; use sqlite:///PATH (default: a file in the data dir) "
         "or postgresql://USER:PASSWORD@HOST:PORT/DBNAME"
     )
+
+
+# `vdata serve --auto-reject RULES`: each rule rejects the records of a contribution batch that carry
+# one kind of gate flag (flags.FLAG_KINDS), with the reason written to the moderation log.
+AUTO_REJECT_RULES: dict[str, str] = {
+    "duplicates": "duplicate",
+    "near-duplicates": "near-duplicate",
+    "benchmark-overlap": "benchmark",
+    "refusals": "refusal",
+    "malformed": "malformed",
+    "other-language": "language",
+}
+AutoRejectRule = Literal[
+    "duplicates", "near-duplicates", "benchmark-overlap", "refusals", "malformed", "other-language"
+]
+
+# `vdata serve --benchmark-every`: the command run on the latest snapshot. {python} is this
+# interpreter, {snapshot} the snapshot folder, {out} a fresh folder that receives benchmark.json.
+DEFAULT_BENCHMARK_COMMAND: tuple[str, ...] = (
+    "{python}",
+    "-m",
+    "vdata",
+    "benchmark-dataset",
+    "{snapshot}",
+    "--out",
+    "{out}",
+)
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+_UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in "7d", "12h", "30m", "45s", "2w" or a plain number of seconds."""
+    match = _DURATION.match(text)
+    if not match or float(match.group(1)) <= 0:
+        raise UserError(f"duration {text!r} is not understood; write e.g. 7d, 12h, 30m or 45s")
+    return float(match.group(1)) * _UNIT_S[match.group(2)]
+
+
+def parse_auto_reject(text: str) -> tuple[str, ...]:
+    """The rules of `--auto-reject duplicates,refusals` (an empty text: none)."""
+    rules = tuple(dict.fromkeys(r.strip() for r in text.split(",") if r.strip()))
+    unknown = [r for r in rules if r not in AUTO_REJECT_RULES]
+    if unknown:
+        raise UserError(
+            f"--auto-reject: unknown rule {', '.join(map(repr, unknown))}; "
+            f"choose from {', '.join(AUTO_REJECT_RULES)}"
+        )
+    return rules
 
 
 # Limits an operator can set in the environment (options of `vdata serve` take precedence).
@@ -85,6 +135,16 @@ class ServerSettings(StageSettings):
     strategies: tuple[Annotated[str, Field(min_length=1, max_length=40)], ...] = Field(
         DEFAULT_STRATEGIES, min_length=1
     )
+    # The contribution gate: a report on every PUT batch, made after the response by a worker process.
+    gate: bool = True
+    auto_reject: tuple[AutoRejectRule, ...] = ()
+    # Seconds the gate reuses its profile of the public dataset (groups, pairings) before recounting it.
+    gate_refresh_s: float = Field(600.0, ge=0)
+    # Benchmark the latest snapshot this often (seconds; None: never) with `benchmark_command`.
+    benchmark_every_s: float | None = Field(None, gt=0)
+    benchmark_command: tuple[str, ...] = Field(DEFAULT_BENCHMARK_COMMAND, min_length=1)
+    # Where scheduled runs write their output (default: benchmark-runs in the data dir).
+    benchmark_runs_dir: Path | None = None
 
     @property
     def is_sqlite(self) -> bool:

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from sqlalchemy import Engine
 
 from vdata.core.ratelimit import KeyedTokenBuckets
+from vdata.server.gate_worker import GateQueue
 from vdata.server.pgread import AsyncReadPool
 from vdata.server.settings import ServerSettings
 
@@ -22,6 +23,8 @@ class ServerState:
     read_pool: AsyncReadPool | None
     # The role /v1/query runs under, when it exists and the server's user may take it (found at start).
     query_role: str | None = None
+    # The contribution gate's worker (None when the operator turned the gate off).
+    gate: GateQueue | None = None
 
 
 def server_state(request: Request) -> ServerState:

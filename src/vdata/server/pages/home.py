@@ -11,6 +11,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
+from vdata.server import benchmarks
 from vdata.server.pages.render import caches, render
 from vdata.server.state import ServerState
 
@@ -79,9 +80,13 @@ def _month_chart(by_month: list[tuple[str, int]]) -> dict[str, Any]:
     return {"width": width, "height": height, "bars": bars, "line": " ".join(points), "top": total}
 
 
+HOME_BENCHMARKS = 50  # the newest runs the home page charts
+
+
 async def home_page(request: Request) -> HTMLResponse:
     state: ServerState = request.app.state.vdata
     figures = await run_in_threadpool(caches(request).overview, state.engine)
+    runs = await run_in_threadpool(benchmarks.history, state.engine, HOME_BENCHMARKS)
     report = state.settings.audit_report
     return render(
         request,
@@ -91,6 +96,8 @@ async def home_page(request: Request) -> HTMLResponse:
             "approved": figures["by_status"].get("approved", 0),
             "chart": _month_chart(figures["by_month"]),
             "audit": await run_in_threadpool(audit_figures, report),
+            "benchmark_runs": runs,
+            "benchmark_chart": benchmarks.history_chart(runs),
             "server_url": str(request.base_url).rstrip("/"),
         },
     )

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from vdata.server import auth, flags, moderation_store
+from vdata.server import auth, flags, gate, moderation_store
 from vdata.server.pages_admin.render import first, page, read_form
 from vdata.server.pages_admin.signin import signin_page
 from vdata.server.state import ServerState, server_state
@@ -56,6 +56,8 @@ def _queue_context(state: ServerState, filters: dict[str, str]) -> dict[str, Any
     contributors = moderation_store.pending_facet(engine, "contributor")
     return {
         "batches": batches,
+        # The gate's report on each batch (absent for batches from before the gate, or with it off).
+        "reports": gate.read_reports(engine, [b.batch_id for b in batches if b.batch_id]),
         "flags": found,
         "flag_kinds": flags.FLAG_KINDS,
         "contributors": contributors,

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from vdata.server import moderation_store, store
+from vdata.server import gate, moderation_store, store
 from vdata.server.auth import Moderator, require_moderator
 from vdata.server.responses import json_response
 from vdata.server.routers.records import decode_cursor
@@ -104,6 +104,7 @@ def moderation_batches(
     batches = moderation_store.pending_queue(
         state.engine, contributor=contributor, category=category or None, limit=limit
     )
+    reports = gate.read_reports(state.engine, [b.batch_id for b in batches if b.batch_id])
     return json_response(
         {
             "batches": [
@@ -111,6 +112,7 @@ def moderation_batches(
                     "batch": b.batch_id or None,
                     "contributor": b.contributor,
                     "submitted_at": b.submitted_at,
+                    "report": reports.get(b.batch_id),
                     "records": [
                         {k: v for k, v in r.items() if k not in ("seq", "batch_id")} for r in b.records
                     ],

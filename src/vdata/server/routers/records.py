@@ -13,6 +13,7 @@ from vdata.core.records import PUBLIC_COLUMNS, Record, check_publishable, parse_
 from vdata.server import moderation_store, store
 from vdata.server.responses import Format, json_page_response, json_response, page_response
 from vdata.server.routing import QueryModelRoute
+from vdata.server.settings import ServerSettings
 from vdata.server.state import ServerState, State, server_state
 
 MAX_CATEGORIES = 50  # category values per GET /v1/records (there are 9 categories and their intersections)
@@ -105,7 +106,10 @@ PUT_BODY_SCHEMA: dict[str, Any] = {
         "requestBody": {"required": True, "content": {"application/json": {"schema": PUT_BODY_SCHEMA}}}
     },
     responses={
-        200: {"description": "Stored: ids accepted and ids that were already known"},
+        200: {
+            "description": "Stored: ids accepted and ids that were already known, and the batch's "
+            "contribution id with the URL of its automatic report"
+        },
         400: {"description": "Body is not UTF-8 JSON"},
         413: {"description": "Body or batch too large"},
         422: {"description": "Some records are invalid; nothing was stored"},
@@ -160,6 +164,30 @@ def _store_body(state: ServerState, body: bytes, contributor: str) -> Response:
             422,
         )
     outcome = store.put_records(state.engine, records, contributor.strip())
-    # The queue groups pending records by the PUT they came in (moderation_store.note_batch).
-    moderation_store.note_batch(state.engine, outcome.accepted, contributor.strip())
-    return json_response({"accepted": outcome.accepted, "duplicates": outcome.duplicates, "rejected": []})
+    # The queue groups pending records by the PUT they came in (moderation_store.note_batch); the
+    # gate's report on the batch is queued with it and made after this response (gate_worker.py).
+    gate = state.gate
+    batch_id = moderation_store.note_batch(
+        state.engine, outcome.accepted, contributor.strip(), queue_report=gate is not None
+    )
+    if gate is not None and batch_id is not None:
+        gate.notify()
+    body: dict[str, Any] = {"accepted": outcome.accepted, "duplicates": outcome.duplicates, "rejected": []}
+    if batch_id is not None:
+        body["contribution"] = contribution_summary(batch_id, state.settings)
+    return json_response(body)
+
+
+def contribution_summary(batch_id: str, settings: ServerSettings) -> dict[str, Any]:
+    """What a PUT tells the contributor about the batch it stored: where its report will be, and the
+    operator's auto-reject rules that report may apply."""
+    return {
+        "id": batch_id,
+        "url": f"/v1/contributions/{batch_id}",
+        "report": "pending" if settings.gate else "off",
+        "auto_reject": list(settings.auto_reject) if settings.gate else [],
+        "note": "The automatic report on this batch is made after this response; records it rejects "
+        "are listed with the reason at the url."
+        if settings.gate and settings.auto_reject
+        else "",
+    }

@@ -1,5 +1,9 @@
 """Social-group lexicons: vdata's own per-category term lists plus the bias-bench CDA word lists.
 
+Pure code shared by two stages: `vdata audit` measures group balance with it, the server's contribution
+gate compares a batch's groups with the public dataset's. The term lists are data files in
+`vdata/data/lexicons/`.
+
 A lexicon maps a category (gender, race, ...) to groups (male, female, ...) and each group to terms.
 Users extend or override it with a YAML/JSON file of the same shape (`--lexicon FILE`):
 
@@ -21,8 +25,7 @@ from typing import Any
 import yaml
 
 from vdata.core.errors import UserError
-from vdata.core.hygiene import stopwords as stopwords  # re-exported: the audit settings check uses it
-from vdata.core.hygiene import tokenize as tokenize
+from vdata.core.hygiene import tokenize
 from vdata.core.records import BASE_CATEGORIES
 
 # bias-bench word-list tuples are ordered consistently; slot i of every tuple names the same group.
@@ -93,7 +96,7 @@ class Lexicon:
 
 
 def _package_yaml(name: str) -> Any:
-    text = resources.files("vdata.audit").joinpath(f"lexicons/{name}").read_text(encoding="utf-8")
+    text = resources.files("vdata.data").joinpath(f"lexicons/{name}").read_text(encoding="utf-8")
     return yaml.safe_load(text)
 
 
