@@ -74,10 +74,20 @@ def register(app: typer.Typer, *, strategy_names: Callable[[], Sequence[str]] | 
         snapshots: Path = typer.Option(
             None, "--snapshots", help="Folder of `vdata snapshot` output to serve at /v1/snapshots."
         ),
+        read_db: str = typer.Option(
+            None,
+            "--read-db",
+            help="PostgreSQL streaming replica for public reads (writes go to --db; env VDATA_READ_DB).",
+        ),
+        snapshot_every: str = typer.Option(
+            None,
+            "--snapshot-every",
+            help="Take a snapshot into --snapshots this often, in the background (e.g. 24h, 30m).",
+        ),
     ) -> None:
         """Run the public dataset server (migrations are applied at start)."""
         from vdata.server.serve import configure_logging, make_server, run_workers
-        from vdata.server.settings import ServerSettings
+        from vdata.server.settings import ServerSettings, parse_interval
 
         settings = ServerSettings.from_env(
             db,
@@ -85,6 +95,8 @@ def register(app: typer.Typer, *, strategy_names: Callable[[], Sequence[str]] | 
             query_timeout_s=query_timeout,
             query_row_limit=query_row_limit,
             snapshots_dir=snapshots,
+            read_db_url=read_db,
+            snapshot_every_s=None if snapshot_every is None else parse_interval(snapshot_every),
             strategies=tuple(strategy_names()) if strategy_names else None,
         )
         configure_logging()

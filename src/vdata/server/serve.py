@@ -52,11 +52,16 @@ SETTINGS_ENV = "VDATA_SERVE_SETTINGS_JSON"  # how `vdata serve --workers N` hand
 def run_workers(settings: ServerSettings, host: str, port: int, workers: int) -> None:
     """Several worker processes on one port (uvicorn's supervisor); migrations run once, here, first."""
     from vdata.server import db
+    from vdata.server.periodic import snapshotter_for
 
     engine = db.make_engine(settings.db_url)
     db.upgrade(engine)
     engine.dispose()
-    os.environ[SETTINGS_ENV] = settings.model_dump_json()
+    # Background snapshots run once, here in the supervisor, not in every worker.
+    snapshotter = snapshotter_for(settings)
+    if snapshotter is not None:
+        snapshotter.start()
+    os.environ[SETTINGS_ENV] = settings.model_copy(update={"snapshot_every_s": None}).model_dump_json()
     uvicorn.run(
         "vdata.server.serve:app_from_env",
         factory=True,
@@ -68,6 +73,8 @@ def run_workers(settings: ServerSettings, host: str, port: int, workers: int) ->
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         server_header=False,
     )
+    if snapshotter is not None:
+        snapshotter.stop()
 
 
 def app_from_env() -> Any:

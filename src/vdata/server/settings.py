@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
 from vdata.core.errors import UserError
 from vdata.core.paths import data_dir
@@ -26,6 +26,20 @@ DB_HELP = (
     "Database URL: postgresql://USER:PASS@HOST/DB or sqlite:///PATH (default: env VDATA_DB, else SQLite "
     "in the data dir)."
 )
+
+
+def parse_interval(value: str) -> float:
+    """Seconds in an interval such as 90s, 30m, 24h or 7d (a bare number is seconds)."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    text = value.strip().lower()
+    number, unit = (text[:-1], text[-1]) if text[-1:] in units else (text, "s")
+    try:
+        seconds = float(number) * units[unit]
+    except ValueError:
+        raise UserError(f"interval {value!r} is not a duration; write e.g. 90s, 30m, 24h or 7d") from None
+    if seconds <= 0:
+        raise UserError(f"interval {value!r} must be positive")
+    return seconds
 
 
 def default_db_url() -> str:
@@ -57,6 +71,7 @@ ENV_LIMITS: dict[str, tuple[str, type]] = {
     "put_rate": ("VDATA_PUT_RATE", float),
     "put_burst": ("VDATA_PUT_BURST", int),
     "count_cache_s": ("VDATA_COUNT_CACHE_S", float),
+    "replica_max_lag_s": ("VDATA_REPLICA_MAX_LAG", float),
 }
 
 
@@ -85,6 +100,26 @@ class ServerSettings(StageSettings):
     strategies: tuple[Annotated[str, Field(min_length=1, max_length=40)], ...] = Field(
         DEFAULT_STRATEGIES, min_length=1
     )
+    # A PostgreSQL streaming replica for public reads (see replica.py); writes always go to db_url.
+    read_db_url: str | None = None
+    # Reads fall back to the primary while the replica is missing writes older than this.
+    replica_max_lag_s: float = Field(10.0, gt=0)
+    replica_check_s: float = Field(1.0, gt=0)
+    # `vdata serve --snapshot-every`: seconds between background snapshots into snapshots_dir.
+    snapshot_every_s: float | None = Field(None, gt=0)
+    # Records approved this recently wait for the next background snapshot (as `vdata snapshot --settle`).
+    snapshot_settle_s: float = Field(60.0, ge=0)
+
+    @model_validator(mode="after")
+    def _read_db_needs_postgres(self) -> ServerSettings:
+        if self.read_db_url is not None and (self.is_sqlite or not self.read_db_url.startswith("postgresql")):
+            raise ValueError(
+                "read_db_url (--read-db) is a PostgreSQL streaming replica of a PostgreSQL --db; "
+                "SQLite has no replicas"
+            )
+        if self.snapshot_every_s is not None and self.snapshots_dir is None:
+            raise ValueError("snapshot_every_s (--snapshot-every) needs snapshots_dir (--snapshots DIR)")
+        return self
 
     @property
     def is_sqlite(self) -> bool:
@@ -107,6 +142,9 @@ class ServerSettings(StageSettings):
         if os.environ.get("VDATA_DONATE_MESSAGE"):
             values["donate_message"] = os.environ["VDATA_DONATE_MESSAGE"]
         values["moderator_token"] = os.environ.get("VDATA_MODERATOR_TOKEN") or None
+        read_db = overrides.pop("read_db_url", None) or os.environ.get("VDATA_READ_DB")
+        if read_db:
+            values["read_db_url"] = normalise_db_url(read_db)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return validate_settings(
             cls,

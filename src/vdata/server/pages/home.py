@@ -81,7 +81,7 @@ def _month_chart(by_month: list[tuple[str, int]]) -> dict[str, Any]:
 
 async def home_page(request: Request) -> HTMLResponse:
     state: ServerState = request.app.state.vdata
-    figures = await run_in_threadpool(caches(request).overview, state.engine)
+    figures = await run_in_threadpool(caches(request).overview, state.read_engine)
     report = state.settings.audit_report
     return render(
         request,
