@@ -102,6 +102,22 @@ POSTGRES_TRIGGERS = {
 }
 
 
+# When a database administrator created vdata_readonly (scripts/deploy/roles.sql) and the server's own
+# login may not alter roles, 0001's role block stops before its grant; the grant alone needs only
+# ownership of the views. A role that cannot be granted to is warned about, not fatal.
+POSTGRES_GRANT = """
+DO $$
+BEGIN
+  IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'vdata_readonly') THEN
+    GRANT SELECT ON records, stats TO vdata_readonly;
+  END IF;
+EXCEPTION WHEN insufficient_privilege THEN
+  RAISE WARNING 'vdata: cannot grant the read-only role vdata_readonly the public views (%)', SQLERRM;
+END
+$$;
+"""
+
+
 def upgrade() -> None:
     bind = op.get_bind()
     postgres = bind.dialect.name == "postgresql"
@@ -135,6 +151,7 @@ def upgrade() -> None:
             )
         # Same columns and types: the view keeps its grants (the read-only role of /v1/query).
         op.execute(f"CREATE OR REPLACE VIEW stats AS {STATS_VIEW}")
+        op.execute(POSTGRES_GRANT)
     else:
         for name, body in SQLITE_TRIGGERS.items():
             op.execute(f"CREATE TRIGGER {name} {body}")
