@@ -28,7 +28,7 @@ from vdata.server.pages.render import PageCaches
 from vdata.server.pages_admin import admin_page_routes
 from vdata.server.periodic import snapshotter_for
 from vdata.server.pgread import AsyncReadPool
-from vdata.server.replica import ReadReplica
+from vdata.server.replica import CONNECT_TIMEOUT_S, ReadReplica, replica_engine
 from vdata.server.routers import info, moderation, query, records, snapshots
 from vdata.server.routers.docs import docs_routes
 from vdata.server.settings import ServerSettings
@@ -102,14 +102,14 @@ def create_app(settings: ServerSettings, *, migrate: bool = True) -> FastAPI:
         docs_url=None,  # served by docs_routes, from local files
     )
     if settings.read_db_url is not None:
-        replica_engine = db.make_engine(settings.read_db_url)
+        replica = replica_engine(settings.read_db_url)
         state.replica = ReadReplica(
             engine,
-            replica_engine,
+            replica,
             max_lag_s=settings.replica_max_lag_s,
             check_every_s=settings.replica_check_s,
         )
-        state.replica_pool = AsyncReadPool(replica_engine)
+        state.replica_pool = AsyncReadPool(replica, connect_timeout_s=CONNECT_TIMEOUT_S)
     app.state.vdata = state
     app.state.pages = PageCaches(settings.count_cache_s)
     # Added innermost first: a request meets the access log, the security headers, the guard, the rate limit.

@@ -33,6 +33,18 @@ if TYPE_CHECKING:
 log = logging.getLogger("vdata.server")
 
 T = TypeVar("T")
+CONNECT_TIMEOUT_S = 3
+
+
+def replica_engine(url: str) -> Engine:
+    """The replica's engine; connecting gives up after a few seconds, so that a replica that vanished
+    from the network (no refusal, just silence) is noticed quickly instead of after TCP's minutes."""
+    from sqlalchemy.engine import make_url
+
+    from vdata.server.db import make_engine
+
+    with_timeout = make_url(url).update_query_dict({"connect_timeout": str(CONNECT_TIMEOUT_S)})
+    return make_engine(with_timeout.render_as_string(hide_password=False))
 
 
 def lsn_to_int(lsn: str) -> int:
