@@ -1,5 +1,7 @@
 """At volume: exact counts kept by triggers, so /v1/stats and the `stats` view read a few hundred rows
-instead of grouping every record (the moderated_at index the snapshot window needs is 0002's).
+instead of grouping every record; and an index on the approval time as the incremental snapshot asks
+for it (`COALESCE(moderated_at, submitted_at)`, snapshot._approved_at), which 0002's index on
+moderated_at alone cannot serve: finding a day's approvals no longer reads the whole table.
 
 `record_counts` holds counts per (status, category, strategy, provider); `record_days` records submitted
 per day. Triggers keep them in the same transaction as the write, whatever the path (PUT, moderation,
@@ -29,6 +31,7 @@ branch_labels = None
 depends_on = None
 
 GROUP = "status, category, strategy, provider"
+APPROVED_AT_INDEX = "ix_record_store_approved_at"
 
 FILL = [
     f"INSERT INTO record_counts ({GROUP}, n) SELECT {GROUP}, COUNT(*) FROM record_store GROUP BY {GROUP}",
@@ -138,6 +141,7 @@ def upgrade() -> None:
     if not postgres:
         op.create_index("ux_record_counts_group", "record_counts", GROUP.split(", "), unique=True)
         op.create_index("ux_record_days_day", "record_days", ["day"], unique=True)
+    op.execute(f"CREATE INDEX {APPROVED_AT_INDEX} ON record_store (COALESCE(moderated_at, submitted_at))")
     for statement in FILL:
         op.execute(statement)
     if postgres:
@@ -170,5 +174,6 @@ def downgrade() -> None:
         op.execute(f"CREATE VIEW stats AS {OLD_STATS_VIEW}")
         for name in SQLITE_TRIGGERS:
             op.execute(f"DROP TRIGGER IF EXISTS {name}")
+    op.execute(f"DROP INDEX {APPROVED_AT_INDEX}")
     op.drop_table("record_days")
     op.drop_table("record_counts")
