@@ -5,6 +5,7 @@ role, and a pg_dump + pg_restore round trip that loses nothing and keeps the cou
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from sqlalchemy import create_engine, text
 
 from vdata.server import db
 
-from .conftest import PostgresCluster, sample_records, start_server
+from .conftest import PostgresCluster, _postgres_bin, sample_records, start_server
 
 pytestmark = pytest.mark.postgres
 
@@ -46,27 +47,24 @@ def table_digest(url: str) -> list[tuple]:
         engine.dispose()
 
 
+@pytest.fixture
+def fresh_cluster() -> Iterator[PostgresCluster]:
+    """A cluster of its own: roles are cluster-wide, and the session's cluster holds other tests' grants."""
+    bin_dir = _postgres_bin()
+    if bin_dir is None:
+        pytest.skip("no PostgreSQL server binaries (initdb); run scripts/install-postgres.sh")
+    cluster = PostgresCluster(bin_dir)
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
 def test_roles_migrations_readonly_query_and_dump_restore(
-    postgres_cluster: PostgresCluster, tmp_path: Path
+    fresh_cluster: PostgresCluster, tmp_path: Path
 ) -> None:
-    cluster = postgres_cluster
-    # The script is written for a fresh cluster; this session's cluster may already hold these roles.
-    for statement in (
-        "DROP DATABASE IF EXISTS vdata",
-        "DROP DATABASE IF EXISTS vdata_restored",
-        "DROP ROLE IF EXISTS vdata_app",
-        "DROP ROLE IF EXISTS vdata_replication",
-    ):
-        psql(cluster, "-d", "postgres", "-c", statement)
-    psql(
-        cluster,
-        "-d",
-        "postgres",
-        "-c",
-        "DROP OWNED BY vdata_readonly CASCADE",
-        "-c",
-        "DROP ROLE IF EXISTS vdata_readonly",
-    )
+    cluster = fresh_cluster
     psql(cluster, "-d", "postgres", "-v", "app_password=test-only", "-f", str(ROLES_SQL))
 
     app_url = f"postgresql+psycopg://vdata_app:test-only@127.0.0.1:{cluster.port}/vdata"
