@@ -28,7 +28,9 @@ from vdata.server.middleware import AccessLog, RateLimit, RequestGuard, Security
 from vdata.server.pages import page_routes
 from vdata.server.pages.render import PageCaches
 from vdata.server.pages_admin import admin_page_routes
+from vdata.server.periodic import snapshotter_for
 from vdata.server.pgread import AsyncReadPool
+from vdata.server.replica import CONNECT_TIMEOUT_S, ReadReplica, replica_engine
 from vdata.server.routers import benchmarks, contributions, info, moderation, query, records, snapshots
 from vdata.server.routers.docs import docs_routes
 from vdata.server.settings import ServerSettings
@@ -52,6 +54,11 @@ async def _lifespan(app: FastAPI, *, migrate: bool) -> AsyncIterator[None]:
                 "transactions with a timeout, without the role layer",
                 settings.readonly_role,
             )
+    if state.replica is not None:
+        await run_in_threadpool(state.replica.start)
+    state.snapshotter = snapshotter_for(settings)
+    if state.snapshotter is not None:
+        state.snapshotter.start()
     # The counts of the home page and of /records, computed once in the background (seconds at 10^6 rows).
     threading.Thread(target=app.state.pages.warm, args=(engine,), daemon=True).start()
     if state.gate is not None:
@@ -67,8 +74,13 @@ async def _lifespan(app: FastAPI, *, migrate: bool) -> AsyncIterator[None]:
         scheduler.stop()
     if state.gate is not None:
         state.gate.close()
-    if state.read_pool is not None:
-        await state.read_pool.close()
+    if state.snapshotter is not None:
+        await run_in_threadpool(state.snapshotter.stop)
+    if state.replica is not None:
+        await run_in_threadpool(state.replica.stop)
+    for pool in (state.read_pool, state.replica_pool):
+        if pool is not None:
+            await pool.close()
     engine.dispose()
 
 
@@ -105,6 +117,15 @@ def create_app(settings: ServerSettings, *, migrate: bool = True) -> FastAPI:
         ],
         docs_url=None,  # served by docs_routes, from local files
     )
+    if settings.read_db_url is not None:
+        replica = replica_engine(settings.read_db_url)
+        state.replica = ReadReplica(
+            engine,
+            replica,
+            max_lag_s=settings.replica_max_lag_s,
+            check_every_s=settings.replica_check_s,
+        )
+        state.replica_pool = AsyncReadPool(replica, connect_timeout_s=CONNECT_TIMEOUT_S)
     app.state.vdata = state
     app.state.pages = PageCaches(settings.count_cache_s)
     # Added innermost first: a request meets the access log, the security headers, the guard, the rate limit.

@@ -96,6 +96,16 @@ def register(app: typer.Typer, *, strategy_names: Callable[[], Sequence[str]] | 
             help="The command --benchmark-every runs, with {python}, {snapshot} and {out} "
             "(default: '{python} -m vdata benchmark-dataset {snapshot} --out {out}').",
         ),
+        read_db: str = typer.Option(
+            None,
+            "--read-db",
+            help="PostgreSQL streaming replica for public reads (writes go to --db; env VDATA_READ_DB).",
+        ),
+        snapshot_every: str = typer.Option(
+            None,
+            "--snapshot-every",
+            help="Take a snapshot into --snapshots this often, in the background (e.g. 24h, 30m).",
+        ),
     ) -> None:
         """Run the public dataset server (migrations are applied at start)."""
         from vdata.server.serve import configure_logging, make_server, run_workers
@@ -107,6 +117,8 @@ def register(app: typer.Typer, *, strategy_names: Callable[[], Sequence[str]] | 
             query_timeout_s=query_timeout,
             query_row_limit=query_row_limit,
             snapshots_dir=snapshots,
+            read_db_url=read_db,
+            snapshot_every_s=parse_duration(snapshot_every) if snapshot_every else None,
             strategies=tuple(strategy_names()) if strategy_names else None,
             gate=gate,
             auto_reject=parse_auto_reject(auto_reject) if auto_reject is not None else None,

@@ -62,7 +62,7 @@ FORBIDDEN_PREFIXES: tuple[str, ...] = ("pg_", "lo_", "dblink", "sqlite_", "xml",
 
 
 # Names a CTE may not take, so that a CTE can never be confused with a private table.
-SHADOW_NAMES: frozenset[str] = frozenset({"record_store", "alembic_version"})
+SHADOW_NAMES: frozenset[str] = frozenset({"record_store", "alembic_version", "record_counts", "record_days"})
 
 
 class QueryRefused(Exception):
@@ -134,7 +134,8 @@ def check_sql(sql: str, dialect: str) -> None:
 # ----------------------------------------------------------------------------------------- SQLite
 
 _SQLITE_ALLOWED_ACTIONS = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE}
-_SQLITE_UNDERLYING = "record_store"
+# The tables the public views read: `records` reads record_store, `stats` record_counts (migration 0005).
+_SQLITE_UNDERLYING = frozenset({"record_store", "record_counts"})
 
 
 def _sqlite_authorizer(
@@ -154,7 +155,7 @@ def _sqlite_authorizer(
             return sqlite3.SQLITE_DENY
         if table in PUBLIC_VIEWS:
             return sqlite3.SQLITE_OK
-        if table == _SQLITE_UNDERLYING and (view or "").lower() in PUBLIC_VIEWS:
+        if table in _SQLITE_UNDERLYING and (view or "").lower() in PUBLIC_VIEWS:
             return sqlite3.SQLITE_OK
         return sqlite3.SQLITE_DENY
     return sqlite3.SQLITE_DENY

@@ -52,25 +52,31 @@ SETTINGS_ENV = "VDATA_SERVE_SETTINGS_JSON"  # how `vdata serve --workers N` hand
 def run_workers(settings: ServerSettings, host: str, port: int, workers: int) -> None:
     """Several worker processes on one port (uvicorn's supervisor); migrations run once, here, first."""
     from vdata.server import db
+    from vdata.server.periodic import snapshotter_for
 
     engine = db.make_engine(settings.db_url)
     db.upgrade(engine)
+    # Background snapshots and benchmarks run once, here in the supervisor, not in every worker.
+    snapshotter = snapshotter_for(settings)
+    if snapshotter is not None:
+        snapshotter.start()
     scheduler = None
     if settings.benchmark_every_s:
-        # One schedule for the whole server, here in the supervisor, not one per worker.
         from vdata.server.benchmark_schedule import BenchmarkScheduler
 
         scheduler = BenchmarkScheduler(settings, engine)
         scheduler.start()
     else:
         engine.dispose()
-    os.environ[SETTINGS_ENV] = settings.model_dump_json()
+    os.environ[SETTINGS_ENV] = settings.model_copy(update={"snapshot_every_s": None}).model_dump_json()
     try:
         _run_uvicorn_workers(host, port, workers)
     finally:
         if scheduler is not None:
             scheduler.stop()
             engine.dispose()
+        if snapshotter is not None:
+            snapshotter.stop()
 
 
 def _run_uvicorn_workers(host: str, port: int, workers: int) -> None:

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
 from vdata.core.errors import UserError
 from vdata.core.paths import data_dir
@@ -107,6 +107,7 @@ ENV_LIMITS: dict[str, tuple[str, type]] = {
     "put_rate": ("VDATA_PUT_RATE", float),
     "put_burst": ("VDATA_PUT_BURST", int),
     "count_cache_s": ("VDATA_COUNT_CACHE_S", float),
+    "replica_max_lag_s": ("VDATA_REPLICA_MAX_LAG", float),
 }
 
 
@@ -145,6 +146,26 @@ class ServerSettings(StageSettings):
     benchmark_command: tuple[str, ...] = Field(DEFAULT_BENCHMARK_COMMAND, min_length=1)
     # Where scheduled runs write their output (default: benchmark-runs in the data dir).
     benchmark_runs_dir: Path | None = None
+    # A PostgreSQL streaming replica for public reads (see replica.py); writes always go to db_url.
+    read_db_url: str | None = None
+    # Reads fall back to the primary while the replica is missing writes older than this.
+    replica_max_lag_s: float = Field(10.0, gt=0)
+    replica_check_s: float = Field(1.0, gt=0)
+    # `vdata serve --snapshot-every`: seconds between background snapshots into snapshots_dir.
+    snapshot_every_s: float | None = Field(None, gt=0)
+    # Records approved this recently wait for the next background snapshot (as `vdata snapshot --settle`).
+    snapshot_settle_s: float = Field(60.0, ge=0)
+
+    @model_validator(mode="after")
+    def _read_db_needs_postgres(self) -> ServerSettings:
+        if self.read_db_url is not None and (self.is_sqlite or not self.read_db_url.startswith("postgresql")):
+            raise ValueError(
+                "read_db_url (--read-db) is a PostgreSQL streaming replica of a PostgreSQL --db; "
+                "SQLite has no replicas"
+            )
+        if self.snapshot_every_s is not None and self.snapshots_dir is None:
+            raise ValueError("snapshot_every_s (--snapshot-every) needs snapshots_dir (--snapshots DIR)")
+        return self
 
     @property
     def is_sqlite(self) -> bool:
@@ -167,6 +188,9 @@ class ServerSettings(StageSettings):
         if os.environ.get("VDATA_DONATE_MESSAGE"):
             values["donate_message"] = os.environ["VDATA_DONATE_MESSAGE"]
         values["moderator_token"] = os.environ.get("VDATA_MODERATOR_TOKEN") or None
+        read_db = overrides.pop("read_db_url", None) or os.environ.get("VDATA_READ_DB")
+        if read_db:
+            values["read_db_url"] = normalise_db_url(read_db)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return validate_settings(
             cls,

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from sqlalchemy import Engine
 
 from vdata.core.ratelimit import KeyedTokenBuckets
 from vdata.server.gate_worker import GateQueue
+from vdata.server.periodic import PeriodicSnapshots
 from vdata.server.pgread import AsyncReadPool
+from vdata.server.replica import ReadReplica
 from vdata.server.settings import ServerSettings
 
 
@@ -25,6 +28,31 @@ class ServerState:
     query_role: str | None = None
     # The contribution gate's worker (None when the operator turned the gate off).
     gate: GateQueue | None = None
+    # `--read-db`: the streaming replica public reads go to while it keeps up (replica.py), and its pool.
+    replica: ReadReplica | None = None
+    replica_pool: AsyncReadPool | None = None
+    # `--snapshot-every`: the background snapshot writer (periodic.py).
+    snapshotter: PeriodicSnapshots | None = None
+
+    @property
+    def read_engine(self) -> Engine:
+        """Where a public read goes now: the replica when there is one and it keeps up, else the primary."""
+        return self.engine if self.replica is None else self.replica.engine()
+
+    def read(self, fetch: Callable[..., T], *args: Any) -> T:
+        """`fetch(engine, *args)` for a public read, on the replica with fallback to the primary."""
+        if self.replica is None:
+            return fetch(self.engine, *args)
+        return self.replica.run(fetch, *args)
+
+    def async_read_pool(self) -> AsyncReadPool | None:
+        """The async pool for GET /v1/records: the replica's while it keeps up, else the primary's."""
+        if self.replica is not None and self.replica.healthy:
+            return self.replica_pool
+        return self.read_pool
+
+
+T = TypeVar("T")
 
 
 def server_state(request: Request) -> ServerState:

@@ -6,13 +6,26 @@ import base64
 import binascii
 import functools
 import hashlib
+import itertools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, Select, Text, bindparam, cast, func, literal_column, select, update
+from sqlalchemy import (
+    Engine,
+    Select,
+    Text,
+    bindparam,
+    cast,
+    column,
+    func,
+    literal_column,
+    select,
+    table,
+    update,
+)
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from vdata.core.records import PUBLIC_COLUMNS, Record, normalise_text
@@ -102,6 +115,10 @@ def put_records(engine: Engine, records: Sequence[Record], contributor: str) -> 
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
             stored = _pg_insert_new(conn, rows)
+            # Each PUT appends a few count rows (migration 0005); now and then they are folded up here,
+            # on the primary, since /v1/stats may be read from a replica that cannot write.
+            if next(_puts) % COMPACT_EVERY_PUTS == 0:
+                compact_counts(conn)
         else:
             stmt = sqlite_insert(record_store).on_conflict_do_nothing().returning(record_store.c.id)
             stored = set(conn.execute(stmt, rows).scalars())
@@ -277,22 +294,63 @@ def set_status(engine: Engine, record_id: str, status: str) -> bool:
         return bool(result.rowcount)
 
 
-def stats(engine: Engine) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    approved = record_store.c.status == "approved"
-    with engine.connect() as conn:
-        out["total"] = conn.execute(select(func.count()).select_from(record_store)).scalar_one()
-        out["by_status"] = dict(
-            conn.execute(select(record_store.c.status, func.count()).group_by(record_store.c.status)).all()
+# Kept exact by the triggers of migration 0005 (see there): counts per group, and records per day.
+record_counts = table(
+    "record_counts", *(column(c) for c in ("status", "category", "strategy", "provider", "n"))
+)
+record_days = table("record_days", column("day"), column("n"))
+# PostgreSQL appends a delta row per group and statement; past this many rows a read folds them up.
+COMPACT_AFTER_ROWS = 5_000
+COMPACT_EVERY_PUTS = 500
+_puts = itertools.count(1)
+
+
+def compact_counts(conn: Any) -> None:
+    """PostgreSQL: fold the delta rows of the count tables into one row per group, in place.
+
+    One statement per table (DELETE ... RETURNING feeding the INSERT): a concurrent writer's rows
+    either are seen and folded or are left as they are, and two compactions never fold a row twice.
+    """
+    for name, keys in (("record_counts", "status, category, strategy, provider"), ("record_days", "day")):
+        conn.exec_driver_sql(
+            f"WITH gone AS (DELETE FROM {name} RETURNING {keys}, n) "
+            f"INSERT INTO {name} ({keys}, n) SELECT {keys}, SUM(n) FROM gone GROUP BY {keys} "
+            "HAVING SUM(n) <> 0"
         )
+
+
+def stats(engine: Engine) -> dict[str, Any]:
+    """/v1/stats from the trigger-kept count tables: exact, and a few hundred rows read at any volume."""
+    out: dict[str, Any] = {}
+    counts = record_counts.c
+    total = func.sum(counts.n)
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            rows = conn.execute(select(func.count()).select_from(record_counts)).scalar_one()
+            writable = not conn.exec_driver_sql("SELECT pg_is_in_recovery()").scalar()
+        if rows > COMPACT_AFTER_ROWS and writable:  # not on a hot standby (the --read-db replica)
+            with engine.begin() as conn:
+                compact_counts(conn)
+    with engine.connect() as conn:
+        by_status = conn.execute(
+            select(counts.status, total).group_by(counts.status).having(total != 0)
+        ).all()
+        out["by_status"] = {status: int(n) for status, n in by_status}
+        out["total"] = sum(out["by_status"].values())
         for name in ("category", "strategy", "provider"):
-            col = record_store.c[name]
-            out[f"by_{name}"] = dict(
-                conn.execute(select(col, func.count()).where(approved).group_by(col)).all()
-            )
-        day = func.substr(record_store.c.submitted_at, 1, 10)
+            col = counts[name]
+            out[f"by_{name}"] = {
+                value: int(n)
+                for value, n in conn.execute(
+                    select(col, total).where(counts.status == "approved").group_by(col).having(total != 0)
+                ).all()
+            }
+        days = record_days.c
+        day_total = func.sum(days.n)
         out["contributions_by_day"] = [
-            {"day": d, "records": n}
-            for d, n in conn.execute(select(day, func.count()).group_by(day).order_by(day)).all()
+            {"day": d, "records": int(n)}
+            for d, n in conn.execute(
+                select(days.day, day_total).group_by(days.day).having(day_total != 0).order_by(days.day)
+            ).all()
         ]
     return out

@@ -85,8 +85,8 @@ HOME_BENCHMARKS = 50  # the newest runs the home page charts
 
 async def home_page(request: Request) -> HTMLResponse:
     state: ServerState = request.app.state.vdata
-    figures = await run_in_threadpool(caches(request).overview, state.engine)
-    runs = await run_in_threadpool(benchmarks.history, state.engine, HOME_BENCHMARKS)
+    figures = await run_in_threadpool(caches(request).overview, state.read_engine)
+    runs = await run_in_threadpool(benchmarks.history, state.read_engine, HOME_BENCHMARKS)
     report = state.settings.audit_report
     return render(
         request,

@@ -28,7 +28,7 @@ def record_context(record: dict[str, object]) -> dict[str, object]:
 
 async def record_page(request: Request) -> HTMLResponse:
     record_id = request.path_params["record_id"]
-    engine = request.app.state.vdata.engine
+    engine = request.app.state.vdata.read_engine
     record = None
     if len(record_id) <= 64:
         record = await run_in_threadpool(browse.fetch_record, engine, record_id)

@@ -105,7 +105,7 @@ async def records_page(request: Request) -> Response:
             return json_response({"detail": str(e)}, 400)
         return error_page(request, 400, "Cannot show these records", str(e))
     state = request.app.state.vdata
-    engine = state.engine
+    engine = state.read_engine
     # A local SQLite page takes well under a millisecond: cheaper inline than a thread hop (as in the API).
     if state.settings.is_sqlite:
         page = browse.fetch_page(engine, page_request)

@@ -40,12 +40,14 @@ def run_public_query(state: ServerState, sql: str) -> QueryResult:
     if settings.is_sqlite:
         path = state.engine.url.database or ""
         return run_sqlite(path, sql, settings.query_timeout_s, settings.query_row_limit)
-    return run_postgres(
-        state.engine.raw_connection,
-        sql,
-        settings.query_timeout_s,
-        settings.query_row_limit,
-        state.query_role,
+    return state.read(
+        lambda engine: run_postgres(
+            engine.raw_connection,
+            sql,
+            settings.query_timeout_s,
+            settings.query_row_limit,
+            state.query_role,
+        )
     )
 
 

@@ -50,7 +50,10 @@ def ready(state: State) -> Response:
         return json_response({"status": "unavailable", "reason": type(e).__name__}, 503)
     if current != head:
         return json_response({"status": "migrating", "schema": current, "expected": head}, 503)
-    return json_response({"status": "ready", "schema": current})
+    body = {"status": "ready", "schema": current}
+    if state.replica is not None:
+        body["replica"] = state.replica.status()
+    return json_response(body)
 
 
 @router.get("/v1/donate", summary="The project's donation link and message")
@@ -60,4 +63,4 @@ async def donate(state: State) -> Response:
 
 @router.get("/v1/stats", summary="Counts by category, strategy, provider, status, and contributions per day")
 def get_stats(state: State) -> Response:
-    return json_response(store.stats(state.engine))
+    return json_response(state.read(store.stats))

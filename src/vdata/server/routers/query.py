@@ -39,12 +39,14 @@ def query(
             result = run_sqlite(path, sql, settings.query_timeout_s, settings.query_row_limit)
         else:
             check_sql(sql, "postgres")
-            result = run_postgres(
-                state.engine.raw_connection,
-                sql,
-                settings.query_timeout_s,
-                settings.query_row_limit,
-                state.query_role,
+            result = state.read(
+                lambda engine: run_postgres(
+                    engine.raw_connection,
+                    sql,
+                    settings.query_timeout_s,
+                    settings.query_row_limit,
+                    state.query_role,
+                )
             )
     except QueryRefused as e:
         raise HTTPException(400, str(e)) from None

@@ -55,8 +55,8 @@ def decode_cursor(cursor: str | None) -> int | None:
 
 def _fetch_records(state: ServerState, query: store.PageQuery, fmt: Format) -> Response:
     if fmt == "json" and state.engine.dialect.name in store.JSON_DIALECTS:
-        return json_page_response(*store.fetch_page_json(state.engine, query))
-    rows, next_cursor = store.fetch_page(state.engine, query)
+        return json_page_response(*state.read(store.fetch_page_json, query))
+    rows, next_cursor = state.read(store.fetch_page, query)
     return page_response(rows, next_cursor, fmt, PUBLIC_COLUMNS)
 
 
@@ -76,9 +76,12 @@ async def get_records(request: Request, query: Annotated[RecordsQuery, Query()])
     if state.settings.is_sqlite:
         # A local SQLite page takes well under a millisecond: cheaper inline than a thread hop.
         return _fetch_records(state, page_query, query.format)
-    if query.format == "json" and state.read_pool is not None:
+    pool = state.async_read_pool()
+    if query.format == "json" and pool is not None:
         # PostgreSQL: native asyncio reads (see pgread.py), no thread hop.
-        return json_page_response(*await state.read_pool.fetch_page_json(page_query))
+        if pool is state.replica_pool and state.replica is not None:
+            return json_page_response(*await state.replica.run_async(pool, state.read_pool, page_query))
+        return json_page_response(*await pool.fetch_page_json(page_query))
     # Over the network a stalled database must not block the event loop.
     return await run_in_threadpool(_fetch_records, state, page_query, query.format)
 
