@@ -19,6 +19,7 @@ from vdata.core.records import BASE_CATEGORIES, validate_category
 from vdata.core.settings import StageSettings, validate_settings
 from vdata.generate.providers import PROVIDERS, ProviderSpec
 from vdata.generate.strategy_registry import STRATEGIES
+from vdata.generate.verify.settings import VerifySettings
 
 DEFAULT_PROVIDER = "local"
 SCHEMA_HINT = "See `vdata schema gen` for every key."
@@ -143,6 +144,19 @@ class GenOptions(StageSettings):
     cache: bool = Field(True, description="Cache responses on disk so reruns resume without paying twice.")
     backend: str = Field("auto", description="How the provider runs requests (per provider).")
     batch_size: int = Field(8, ge=1, le=512, description="local transformers backend: sequences per batch.")
+    verify: bool | None = Field(
+        None,
+        description="Verification gate: check every candidate record before it is written (form checks and "
+        "a counter-stereotype judge model). Default: on for the local provider, off otherwise.",
+    )
+    judge_model: str | None = Field(
+        None,
+        description="Verification gate: the model that judges counter-stereotypes (default: the embedded "
+        "model, the one `vdata debias` trains by default); a Hugging Face id, checkpoint or debias output.",
+    )
+    verify_options: VerifySettings = Field(
+        default_factory=VerifySettings, description="Verification gate: checks, judge rule and margin."
+    )
 
     @field_validator("categories")
     @classmethod
@@ -206,6 +220,11 @@ class GenOptions(StageSettings):
     @property
     def provider_spec(self) -> ProviderSpec:
         return PROVIDERS.get(self.provider)
+
+    @property
+    def gate_on(self) -> bool:
+        """Whether candidates go through the verification gate (`verify`, by default only when local)."""
+        return self.verify if self.verify is not None else self.provider == DEFAULT_PROVIDER
 
     @property
     def request_limit(self) -> int:

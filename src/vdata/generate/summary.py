@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vdata.core.records import Record
+from vdata.generate.verify import Rejected
 
 
 @dataclass
@@ -26,8 +27,13 @@ class Summary:
     seconds: float = 0.0
     stop_reason: str | None = None
     errors: Counter[str] = field(default_factory=Counter)
+    # The verification gate: candidates it saw, seconds it took (drops are in `drops` as "gate/<check>").
+    gated: int = 0
+    gate_seconds: float = 0.0
     # The records written to `out`, for whoever acts on them afterwards (e.g. the contribution offer).
     written: list[Record] = field(default_factory=list, repr=False)
+    # Candidates the gate dropped, with the failing check and reason (for `--rejected FILE`).
+    rejected: list[Rejected] = field(default_factory=list, repr=False)
 
     @property
     def complete(self) -> bool:
