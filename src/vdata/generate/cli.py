@@ -187,10 +187,9 @@ def verify(
     if not quiet:
         total = len(result.kept) + len(result.rejected)
         reasons = ", ".join(f"{k} {v}" for k, v in result.reasons.most_common()) or "none"
-        Console().print(
+        typer.echo(
             f"vdata verify → {out}: kept {len(result.kept)} of {total}; dropped {len(result.rejected)} "
-            f"({reasons}); {result.seconds:.1f} s",
-            highlight=False,
+            f"({reasons}); {result.seconds:.1f} s"
         )
 
 
