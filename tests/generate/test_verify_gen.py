@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from generate.stub_server import JUDGE_NO
 from vdata.core.io import read_records
 from vdata.generate.engine import generate, journal_path, options_fingerprint
 from vdata.generate.options import parse_options
-
-from generate.stub_server import JUDGE_NO
 
 FORM = ["not_refusal", "language", "one_sentence", "term_present", "attribute", "pronouns", "no_repeats"]
 
