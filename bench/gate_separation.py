@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import re
 import time
 from collections.abc import Sequence
@@ -87,16 +88,25 @@ def kept(values: Sequence[float | None], margin: float) -> float:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--judge-model", default=DEFAULT_MODEL)
+    p.add_argument(
+        "--limit", type=int, default=None, help="Score a seeded random sample of this many sentences per set."
+    )
     args = p.parse_args()
     started = time.monotonic()
     judge = load_judge(args.judge_model)
     ctx = CheckContext(settings=VerifySettings(), judge_loader=lambda: judge)
+
+    def sample(records: list[Record]) -> list[Record]:
+        if args.limit is None or len(records) <= args.limit:
+            return records
+        return random.Random(0).sample(records, args.limit)
+
     sets = {
-        (split, label): stereoset_records(split, label)
+        (split, label): sample(stereoset_records(split, label))
         for split in ("dev", "test")
         for label in ("anti-stereotype", "stereotype")
     }
-    han = han_records()
+    han = sample(han_records())
     print(f"judge {args.judge_model}; load average {os.getloadavg()[0]:.2f}")
     print(
         "sentences: "
@@ -106,9 +116,13 @@ def main() -> None:
     best: tuple[float, JudgeRule, float] | None = None
     computed: dict[tuple[str, str, JudgeRule], list[float | None]] = {}
     for rule in RULES:
-        computed[("han", "", rule)] = deltas(han, rule, ctx)
-        for key, recs in sets.items():
+        for key, recs in [*sets.items(), (("han", ""), han)]:
             computed[(*key, rule)] = deltas(recs, rule, ctx)
+            at_zero = kept(computed[(*key, rule)], 0.0)
+            print(
+                f"  {rule} {' '.join(key)}: kept {at_zero:.1f}% at margin 0 ({time.monotonic() - started:.0f} s)",
+                flush=True,
+            )
         for split in ("dev", "test"):
             print(f"\n{rule}, StereoSet {split} | kept %: anti-stereotype | stereotype | gap | Han gender")
             for margin in MARGINS:

@@ -55,7 +55,8 @@ def print_summary(console: Console, s: Summary) -> None:
         table.add_row(
             "gate",
             f"{s.gated} candidates checked, {s.gated - len(s.rejected)} passed, "
-            f"{s.gate_seconds:.1f} s ({per:.0f} ms per candidate)",
+            f"{s.gate_seconds:.1f} s ({per:.0f} ms per candidate)"
+            + (f" + {s.judge_load_seconds:.1f} s loading the judge" if s.judge_load_seconds else ""),
         )
     table.add_row(
         "requests", f"{s.requests} sent, {s.cached} from cache, {s.failed} failed, {s.retries} retries"

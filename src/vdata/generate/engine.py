@@ -290,6 +290,7 @@ class Engine:
         )
         self.summary.gated += len(batch)
         self.summary.gate_seconds += result.seconds
+        self.summary.judge_load_seconds += result.load_seconds
         self.summary.drops.update({f"gate/{name}": n for name, n in result.reasons.items()})
         self.summary.rejected.extend(result.rejected)
         self._accept(result.kept)

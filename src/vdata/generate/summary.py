@@ -30,6 +30,7 @@ class Summary:
     # The verification gate: candidates it saw, seconds it took (drops are in `drops` as "gate/<check>").
     gated: int = 0
     gate_seconds: float = 0.0
+    judge_load_seconds: float = 0.0
     # The records written to `out`, for whoever acts on them afterwards (e.g. the contribution offer).
     written: list[Record] = field(default_factory=list, repr=False)
     # Candidates the gate dropped, with the failing check and reason (for `--rejected FILE`).

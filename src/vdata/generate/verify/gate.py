@@ -34,13 +34,9 @@ class VerifyResult:
     rejected: list[Rejected] = field(default_factory=list)
     # Drops per failing check name.
     reasons: Counter[str] = field(default_factory=Counter)
+    # Time spent checking, and (apart) loading the judge model the first time it was needed.
     seconds: float = 0.0
-
-    def add(self, other: VerifyResult) -> None:
-        self.kept.extend(other.kept)
-        self.rejected.extend(other.rejected)
-        self.reasons.update(other.reasons)
-        self.seconds += other.seconds
+    load_seconds: float = 0.0
 
 
 def check_entry(name: str, value: Any, passed: bool) -> dict[str, Any]:
@@ -113,5 +109,6 @@ def verify_records(
                 alive = still
             result.kept.extend(group[i].model_copy(update={"checks": checks[i]}) for i in alive)
             task.advance(len(group))
-    result.seconds = time.monotonic() - started
+    result.load_seconds = ctx.load_seconds
+    result.seconds = time.monotonic() - started - ctx.load_seconds
     return result

@@ -16,6 +16,7 @@ and then name it in `verify_options.checks`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -52,11 +53,15 @@ class CheckContext:
     judge_loader: Callable[[], ModelJudge]
     ask: LlmAsk | None = None
     _judge: ModelJudge | None = field(default=None, repr=False)
+    # Seconds spent loading the judge (once per process), kept apart from the time spent judging.
+    load_seconds: float = 0.0
 
     @property
     def judge(self) -> ModelJudge:
         if self._judge is None:
+            started = time.monotonic()
             self._judge = self.judge_loader()
+            self.load_seconds += time.monotonic() - started
         return self._judge
 
 
