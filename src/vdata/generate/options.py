@@ -23,6 +23,8 @@ from vdata.generate.verify.settings import VerifySettings
 
 DEFAULT_PROVIDER = "local"
 SCHEMA_HINT = "See `vdata schema gen` for every key."
+# With the verification gate on, the default `max_requests` is this many times larger.
+GATE_REQUEST_FACTOR = 4
 
 EXAMPLE_OPTIONS: dict[str, Any] = {
     "provider": "openai",
@@ -137,7 +139,10 @@ class GenOptions(StageSettings):
         default_factory=dict, description="Options of the chosen strategy (validated by that strategy)."
     )
     max_requests: int | None = Field(
-        None, ge=1, description="Give up after this many requests (default: 20 + 10 x count / per_request)."
+        None,
+        ge=1,
+        description="Give up after this many requests (default: 20 + 10 x count / per_request, x 4 with the "
+        "verification gate on).",
     )
     max_retries: int = Field(5, ge=0, le=50, description="Retries per request on 429/5xx/timeouts.")
     timeout_s: float = Field(120.0, gt=0, description="Per-request timeout in seconds.")
@@ -231,7 +236,9 @@ class GenOptions(StageSettings):
         """`max_requests`, by default 20 + 10 x the requests `count` needs at `per_request` each."""
         if self.max_requests is not None:
             return self.max_requests
-        return 20 + 10 * -(-self.count // (self.per_request or 1))
+        # The verification gate drops most of a small model's candidates: allow that many more requests.
+        tries = GATE_REQUEST_FACTOR if self.gate_on else 1
+        return 20 + 10 * tries * -(-self.count // (self.per_request or 1))
 
 
 def parse_options(raw: Any, source: str = "options") -> GenOptions:
