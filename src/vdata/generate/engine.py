@@ -44,6 +44,8 @@ from vdata.generate.strategies import GenRequest, RunState, Strategy, get_strate
 from vdata.generate.summary import Summary
 from vdata.generate.templates import Message, load_template, messages_sha256
 from vdata.generate.verify import enabled_checks, verify_records
+from vdata.generate.verify.judge import load_judge
+from vdata.lm.models import DEFAULT_MODEL
 
 JOURNAL_FLUSH_S = 0.5
 JOURNAL_FLUSH_RECORDS = 256
@@ -290,7 +292,7 @@ class Engine:
         )
         self.summary.gated += len(batch)
         self.summary.gate_seconds += result.seconds
-        self.summary.judge_load_seconds += result.load_seconds
+        self.summary.judge_load_seconds += result.load_seconds  # 0 when generate() loaded it already
         self.summary.drops.update({f"gate/{name}": n for name, n in result.reasons.items()})
         self.summary.rejected.extend(result.rejected)
         self._accept(result.kept)
@@ -449,6 +451,19 @@ class Engine:
         return self.summary
 
 
+def prepare_gate(options: GenOptions) -> float:
+    """Before the first request: check the gate's check names and load its judge model, so an unknown
+    name or an unloadable judge_model is an error now. Returns the seconds the judge took to load."""
+    if not options.gate_on:
+        return 0.0
+    specs = enabled_checks(options.verify_options)
+    if not any(spec.family == "model" for spec in specs):
+        return 0.0
+    started = time.monotonic()
+    load_judge(options.judge_model or DEFAULT_MODEL)
+    return time.monotonic() - started
+
+
 def generate(
     options: GenOptions,
     out: Path,
@@ -468,8 +483,7 @@ def generate(
     template = load_template(options.strategy, options.prompts, strategy_class.prompts_file)
     strategy = strategy_class(options, template, out_path=out)
     price_for(options)  # an unknown price with a budget is an error now, not after the first request
-    if options.gate_on:
-        enabled_checks(options.verify_options)  # an unknown check name is an error now, too
+    judge_load_s = prepare_gate(options)
     journal_file, meta_file = journal_path(out), run_meta_path(out)
     fingerprint = options_fingerprint(options)
     if meta_file.exists() and journal_file.exists():
@@ -487,6 +501,7 @@ def generate(
 
     async def _main(on_progress: Callable[[Summary], None]) -> Summary:
         engine = Engine(options, out, provider, strategy, api_key=key, on_progress=on_progress, log=log)
+        engine.summary.judge_load_seconds = judge_load_s
         try:
             with JsonlJournal(journal_file) as journal:
                 return await engine.run(journal)
