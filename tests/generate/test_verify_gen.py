@@ -172,3 +172,23 @@ def test_vdata_verify_gates_han_rows(tmp_path: Path, data_dir) -> None:  # type:
 
     r = vdata("verify", str(src), str(out), "--rule", "vibes")
     assert r.returncode == 2 and "--rule" in r.stderr and "whole_sentence" in r.stderr
+
+
+def test_an_unloadable_judge_model_fails_before_any_request(stub, tmp_path: Path) -> None:
+    server = stub()
+    opts = tmp_path / "o.json"
+    opts.write_text(
+        json.dumps(
+            {
+                "provider": "openai",
+                "model": "stub",
+                "base_url": server.base_url,
+                "verify": True,
+                "judge_model": str(tmp_path / "no-such-model"),
+            }
+        )
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "VDATA_CONTRIBUTE": "never"}
+    r = vdata("gen", str(tmp_path / "x.jsonl"), str(opts), "-k", "k", env=env)
+    assert r.returncode == 2 and "cannot load model" in r.stderr and "no-such-model" in r.stderr
+    assert server.requests == 0 and not (tmp_path / "x.jsonl").exists()
