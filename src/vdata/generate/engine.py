@@ -281,8 +281,11 @@ class Engine:
     async def _gate(self) -> None:
         """Check the queued candidates (in a worker thread, so replies keep arriving meanwhile) and
         accept those that pass; drops are counted per failing check."""
-        batch, self._gate_queue = self._gate_queue, []
         settings = self.options.verify_options
+        # Never more than the records still needed: candidates past `count` would cost judge calls (paid,
+        # with the LLM judge) for nothing, and the gated ones stay a prefix of the request order.
+        take = min(settings.batch_size, self.options.count - len(self.accepted))
+        batch, self._gate_queue = self._gate_queue[:take], self._gate_queue[take:]
         result = await asyncio.to_thread(
             verify_records,
             batch,
@@ -381,7 +384,7 @@ class Engine:
         last_flush = time.monotonic()
         try:
             while True:
-                if self._gate_due(len(in_flight)):
+                while self._gate_due(len(in_flight)):
                     await self._gate()
                 waiting_on_round = False
                 while len(in_flight) < self.options.concurrency and self._should_issue(state):
