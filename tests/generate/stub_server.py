@@ -1,7 +1,7 @@
 """A loopback OpenAI-compatible chat-completions server for tests, benchmarks and dry runs.
 
 It answers `POST /v1/chat/completions` with deterministic, valid anti-stereotype triples (or a term
-list when the prompt asks for terms) after a fixed latency, and can inject faults on a cyclic
+list when the prompt asks for terms, or a yes/no verdict when the gate's LLM judge asks) after a fixed latency, and can inject faults on a cyclic
 schedule: `429` (with Retry-After), `500`, `timeout` (never answers in time), `malformed` (broken
 JSON body), `refusal` (a polite refusal as content), `401`. Plain asyncio streams and HTTP/1.1
 keep-alive, so one process serves thousands of requests per second.
@@ -46,6 +46,8 @@ ADJECTIVES = [
     "generous",
 ]
 DEFAULT_TERMS = ["woman", "man", "mother", "father", "girl", "boy", "sister", "brother"]
+# The LLM judge's rubric (vdata/prompts/verify_judge.yaml) is answered "no" for these attributes, "yes" else.
+JUDGE_NO = {"gentle", "nurturing", "patient", "calm", "humble", "generous"}
 
 
 @dataclass
@@ -65,6 +67,11 @@ def reply_for(body: dict[str, Any]) -> str:
     """Deterministic content for a chat request: a term list, or `n` triples unique per seed."""
     messages = body.get("messages") or []
     last = next((m.get("content", "") for m in reversed(messages) if m.get("role") == "user"), "")
+    judged = re.search(r"^Attribute: (\S+)$", last, re.MULTILINE)
+    if judged and "Sentence: " in last:
+        if judged.group(1) in JUDGE_NO:
+            return "No. That trait matches a common stereotype."
+        return "Yes, it counters a common stereotype."
     if "Terms: [" in last:
         return "Terms: [" + ", ".join(DEFAULT_TERMS) + "]"
     if "Values: [" in last:

@@ -28,7 +28,8 @@ def test_unset_values_take_the_providers_defaults(
 
 
 def test_request_limit_defaults_to_a_multiple_of_the_requests_needed() -> None:
-    assert parse_options({"count": 25}).request_limit == 20 + 10 * 9  # local: 3 per request
+    assert parse_options({"count": 25, "verify": False}).request_limit == 20 + 10 * 9  # local: 3 per request
+    assert parse_options({"count": 25}).request_limit == 20 + 4 * 10 * 9  # the gate drops most: 4x as many
     assert parse_options({"count": 25, "max_requests": 7}).request_limit == 7
 
 

@@ -21,7 +21,14 @@ from pydantic import ValidationError
 
 from vdata.core.errors import UserError
 from vdata.core.han import parse_han_prompt, parse_han_triple
-from vdata.core.records import BASE_CATEGORIES, RECORD_FIELDS, Record, record_id, validate_category
+from vdata.core.records import (
+    BASE_CATEGORIES,
+    JSON_FIELDS,
+    RECORD_FIELDS,
+    Record,
+    record_id,
+    validate_category,
+)
 
 TEXT_SUFFIXES = (".txt", ".text")
 SUPPORTED_SUFFIXES = (".jsonl", ".ndjson", ".json", ".csv", ".tsv", ".parquet", *TEXT_SUFFIXES)
@@ -155,7 +162,7 @@ def _item_from_mapping(
     record: Record | None = None
     if is_record:
         fields = {k: v for k, v in obj.items() if v is not None and v != ""}
-        for k in ("attributes", "params"):
+        for k in JSON_FIELDS:
             if isinstance(fields.get(k), str):
                 try:
                     fields[k] = json.loads(fields[k])

@@ -97,6 +97,8 @@ class Record(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     created_at: str = Field(default_factory=utc_now)
     vdata_version: str = __version__
+    # The verification gate's results ({name, value, pass} per check), when the record went through it.
+    checks: list[dict[str, Any]] | None = None
 
     @field_validator("text")
     @classmethod
@@ -130,7 +132,7 @@ FIELD_LIMITS: dict[str, int] = {
     "vdata_version": 40,
 }
 # Record fields that hold structured values; files such as CSV hold them as JSON text.
-JSON_FIELDS: tuple[str, ...] = ("attributes", "params")
+JSON_FIELDS: tuple[str, ...] = ("attributes", "params", "checks")
 
 
 def file_row_values(row: object) -> dict[str, Any]:

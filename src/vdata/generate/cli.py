@@ -50,6 +50,14 @@ def print_summary(console: Console, s: Summary) -> None:
     table.add_row("records", f"{s.records} of {s.wanted}" + (f" ({s.resumed} resumed)" if s.resumed else ""))
     drops = ", ".join(f"{k} {v}" for k, v in s.drops.most_common()) or "none"
     table.add_row("dropped", f"{sum(s.drops.values())} ({drops})")
+    if s.gated:
+        per = 1000 * s.gate_seconds / s.gated
+        table.add_row(
+            "gate",
+            f"{s.gated} candidates checked, {s.gated - len(s.rejected)} passed, "
+            f"{s.gate_seconds:.1f} s ({per:.0f} ms per candidate)"
+            + (f" + {s.judge_load_seconds:.1f} s loading the judge" if s.judge_load_seconds else ""),
+        )
     table.add_row(
         "requests", f"{s.requests} sent, {s.cached} from cache, {s.failed} failed, {s.retries} retries"
     )
@@ -80,13 +88,19 @@ def run_gen(
     api_key: str | None = None,
     quiet: bool = False,
     after_generate: AfterGenerate | None = None,
+    rejected: Path | None = None,
 ) -> Summary:
     """`vdata gen` with its UI: progress bar and warnings on stderr, the summary table on stdout, then
-    `after_generate` (unless nothing was written)."""
+    `after_generate` (unless nothing was written). `rejected`: where the gate's dropped candidates go."""
     from rich.console import Console
 
+    from vdata.core.io import check_writable
     from vdata.core.progress import progress_factory
     from vdata.generate.engine import generate
+    from vdata.generate.verify.command import write_rejected
+
+    if rejected is not None:
+        check_writable(rejected)
 
     err = Console(stderr=True)
 
@@ -100,8 +114,14 @@ def run_gen(
         progress=progress_factory(not quiet, err),
         log=None if quiet else warn,
     )
+    if rejected is not None:
+        write_rejected(summary.rejected, rejected)
     if not quiet:
         print_summary(Console(), summary)
+        if rejected is not None:
+            Console().print(
+                f"{len(summary.rejected)} dropped candidates written to {rejected}", highlight=False
+            )
     if after_generate is not None and summary.written:
         after_generate(out, summary.written, quiet)
     return summary
@@ -124,8 +144,64 @@ def schema(
     typer.echo(json.dumps(getattr(importlib.import_module(module), func)(), indent=2))
 
 
+def verify(
+    src: Path = typer.Argument(
+        ..., metavar="IN", help="Records to check (.jsonl/.csv/.parquet, or Han et al.'s .json)."
+    ),
+    out: Path = typer.Argument(..., help="Where the records that pass go (.jsonl, .csv or .parquet)."),
+    rejected: Path | None = typer.Option(
+        None, "--rejected", metavar="FILE", help="Write the dropped records (JSONL, with reasons)."
+    ),
+    judge_model: str | None = typer.Option(
+        None, "--judge-model", help="Counter-stereotype judge (default: the embedded model)."
+    ),
+    rule: str | None = typer.Option(
+        None, "--rule", help="attribute_given_group (default) or whole_sentence."
+    ),
+    margin: float | None = typer.Option(
+        None, "--margin", help="Judge margin in nats (see docs/generate.md)."
+    ),
+    checks: str | None = typer.Option(
+        None, "--checks", help="Comma-separated checks to run (default: all built-in)."
+    ),
+    category: str = typer.Option(
+        "gender", "--category", help="Category of Han et al. rows (they carry none)."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
+) -> None:
+    """Run the verification gate of `vdata gen` over an existing record file."""
+    from rich.console import Console
+
+    from vdata.core.progress import progress_factory
+    from vdata.core.settings import validate_settings
+    from vdata.generate.verify.command import run_verify
+    from vdata.generate.verify.settings import VerifySettings
+
+    given = {"rule": rule, "margin": margin, "checks": checks}
+    settings = validate_settings(
+        VerifySettings, {k: v for k, v in given.items() if v is not None}, source="vdata verify", prefix="--"
+    )
+    err = Console(stderr=True)
+    result = run_verify(
+        src,
+        out,
+        settings,
+        rejected=rejected,
+        judge_model=judge_model,
+        category=category,
+        progress=progress_factory(not quiet, err),
+    )
+    if not quiet:
+        total = len(result.kept) + len(result.rejected)
+        reasons = ", ".join(f"{k} {v}" for k, v in result.reasons.most_common()) or "none"
+        typer.echo(
+            f"vdata verify → {out}: kept {len(result.kept)} of {total}; dropped {len(result.rejected)} "
+            f"({reasons}); {result.seconds:.1f} s"
+        )
+
+
 def register(app: typer.Typer, *, after_generate: AfterGenerate | None = None) -> None:
-    """Add `vdata gen` and `vdata schema` to `app`; `after_generate` runs after every successful write."""
+    """Add `vdata gen`, `vdata verify` and `vdata schema` to `app`; `after_generate` runs after every successful write."""
 
     def gen(
         out: Path = typer.Argument(..., help="Output file: .jsonl, .csv or .parquet."),
@@ -134,15 +210,27 @@ def register(app: typer.Typer, *, after_generate: AfterGenerate | None = None) -
             None, "-k", "--apikey", help="API key (else $APIKEY or the provider's variable)."
         ),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
+        rejected: Path | None = typer.Option(
+            None,
+            "--rejected",
+            metavar="FILE",
+            help="Write the candidates the gate dropped (JSONL, with reasons).",
+        ),
     ) -> None:
         from vdata.generate.options import load_options
 
         summary = run_gen(
-            load_options(options_file), out, api_key=apikey, quiet=quiet, after_generate=after_generate
+            load_options(options_file),
+            out,
+            api_key=apikey,
+            quiet=quiet,
+            after_generate=after_generate,
+            rejected=rejected,
         )
         if not summary.complete:
             raise typer.Exit(1)
 
     app.command("gen", help=gen_help())(gen)
+    app.command("verify")(verify)
     # Other stages add their schemas to SCHEMAS (vdata.generate.cli.SCHEMAS["name"] = "module:function").
     app.command("schema")(schema)

@@ -46,6 +46,9 @@ from vdata.generate.providers.base import Completion, Provider, ProviderError, r
 from vdata.generate.strategies import GenRequest, RunState, Strategy, get_strategy
 from vdata.generate.summary import Summary
 from vdata.generate.templates import Message, load_template, messages_sha256
+from vdata.generate.verify import enabled_checks, verify_records
+from vdata.generate.verify.judge import load_judge
+from vdata.lm.models import DEFAULT_MODEL
 
 JOURNAL_FLUSH_S = 0.5
 JOURNAL_FLUSH_RECORDS = 256
@@ -81,6 +84,8 @@ def run_meta_path(out: Path) -> Path:
 
 def options_fingerprint(options: GenOptions) -> str:
     data = options.model_dump(mode="json", include=set(_CONTENT_KEYS))
+    if options.gate_on:  # only then: partial runs from before the gate existed keep their fingerprint
+        data["verify"] = options.model_dump(mode="json", include={"judge_model", "verify_options"})
     # Not core.fingerprint: this hash escapes non-ASCII (json.dumps' default), and changing it would make
     # partial runs with non-ASCII options (terms, paths) unresumable.
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
@@ -126,6 +131,9 @@ class Engine:
         self._order: deque[int] = deque()
         self._ready: dict[int, list[Record]] = {}
         self._fatal: str | None = None
+        # Candidates waiting for the verification gate, in request order (gated in groups).
+        self._gate_queue: list[Record] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.started = time.monotonic()
 
     # -- one request, with cache, rate limits, retries and cost ---------------------------------------
@@ -256,7 +264,59 @@ class Engine:
                 self._produced.add(rec.id)
                 if rec.id not in self._journal_ids:  # else: a resumed run replaying a journalled reply
                     fresh.append(rec)
-            self._accept(fresh)
+            if self.options.gate_on:
+                self._gate_queue.extend(fresh)
+            else:
+                self._accept(fresh)
+
+    # -- the verification gate: the one place candidates are checked before they are accepted ------
+    def _gate_due(self, in_flight: int) -> bool:
+        if not self._gate_queue:
+            return False
+        need = self.options.count - len(self.accepted)
+        if need <= 0:
+            return False
+        return not in_flight or len(self._gate_queue) >= min(self.options.verify_options.batch_size, need)
+
+    async def _gate(self) -> None:
+        """Check the queued candidates (in a worker thread, so replies keep arriving meanwhile) and
+        accept those that pass; drops are counted per failing check."""
+        settings = self.options.verify_options
+        # Never more than the records still needed: candidates past `count` would cost judge calls (paid,
+        # with the LLM judge) for nothing, and the gated ones stay a prefix of the request order.
+        take = min(settings.batch_size, self.options.count - len(self.accepted))
+        batch, self._gate_queue = self._gate_queue[:take], self._gate_queue[take:]
+        result = await asyncio.to_thread(
+            verify_records,
+            batch,
+            settings,
+            judge=self.options.judge_model,
+            ask=self._ask_judge if settings.llm_judge else None,
+        )
+        self.summary.gated += len(batch)
+        self.summary.gate_seconds += result.seconds
+        self.summary.judge_load_seconds += result.load_seconds  # 0 when generate() loaded it already
+        self.summary.drops.update({f"gate/{name}": n for name, n in result.reasons.items()})
+        self.summary.rejected.extend(result.rejected)
+        self._accept(result.kept)
+
+    def _ask_judge(self, chats: list[list[Message]]) -> list[str | None]:
+        """The LLM judge's questions, sent from the gate's thread through the engine's own event loop
+        (cache, rate limits, retries and budget apply), at most `concurrency` at a time."""
+        assert self._loop is not None
+
+        async def one(messages: list[Message], limit: asyncio.Semaphore) -> str | None:
+            async with limit:
+                completion = await self.call(
+                    messages, f"verify:{messages_sha256(messages)}", 64, self.options.seed
+                )
+            return completion.text if completion else None
+
+        async def every() -> list[str | None]:
+            limit = asyncio.Semaphore(self.options.concurrency)
+            return list(await asyncio.gather(*(one(m, limit) for m in chats)))
+
+        return asyncio.run_coroutine_threadsafe(every(), self._loop).result()
 
     def _quota(self, category: str) -> int:
         """Categories share `count` evenly (the first ones get the remainder)."""
@@ -310,6 +370,7 @@ class Engine:
         return request, await self.call(request.messages, request.sample_index, max_tokens, seed)
 
     async def run(self, journal: JsonlJournal) -> Summary:
+        self._loop = asyncio.get_running_loop()
         self._journal_ids = set(journal.ids)
         resumed = journal.records() if journal.ids else []
         self._accept(resumed)
@@ -325,6 +386,8 @@ class Engine:
         last_flush = time.monotonic()
         try:
             while True:
+                while self._gate_due(len(in_flight)):
+                    await self._gate()
                 waiting_on_round = False
                 while len(in_flight) < self.options.concurrency and self._should_issue(state):
                     batch = self.strategy.next_requests(state, self.options.concurrency - len(in_flight))
@@ -393,6 +456,19 @@ class Engine:
         return self.summary
 
 
+def prepare_gate(options: GenOptions) -> float:
+    """Before the first request: check the gate's check names and load its judge model, so an unknown
+    name or an unloadable judge_model is an error now. Returns the seconds the judge took to load."""
+    if not options.gate_on:
+        return 0.0
+    specs = enabled_checks(options.verify_options)
+    if not any(spec.family == "model" for spec in specs):
+        return 0.0
+    started = time.monotonic()
+    load_judge(options.judge_model or DEFAULT_MODEL)
+    return time.monotonic() - started
+
+
 def generate(
     options: GenOptions,
     out: Path,
@@ -413,6 +489,7 @@ def generate(
     template = load_template(options.strategy, options.prompts, strategy_class.prompts_file)
     strategy = strategy_class(options, template, out_path=out)
     price_for(options)  # an unknown price with a budget is an error now, not after the first request
+    judge_load_s = prepare_gate(options)
     journal_file, meta_file = journal_path(out), run_meta_path(out)
     fingerprint = options_fingerprint(options)
     if meta_file.exists() and journal_file.exists():
@@ -432,6 +509,7 @@ def generate(
         engine = Engine(
             options, out, provider, strategy, api_key=key, on_progress=on_progress, log=log, batch=batch
         )
+        engine.summary.judge_load_seconds = judge_load_s
         try:
             with JsonlJournal(journal_file) as journal:
                 return await engine.run(journal)

@@ -20,9 +20,12 @@ from vdata.core.settings import StageSettings, validate_settings
 from vdata.generate.batch_options import BatchOptions
 from vdata.generate.providers import PROVIDERS, ProviderSpec
 from vdata.generate.strategy_registry import STRATEGIES
+from vdata.generate.verify.settings import VerifySettings
 
 DEFAULT_PROVIDER = "local"
 SCHEMA_HINT = "See `vdata schema gen` for every key."
+# With the verification gate on, the default `max_requests` is this many times larger.
+GATE_REQUEST_FACTOR = 4
 
 EXAMPLE_OPTIONS: dict[str, Any] = {
     "provider": "openai",
@@ -143,7 +146,10 @@ class GenOptions(StageSettings):
         default_factory=dict, description="Options of the chosen strategy (validated by that strategy)."
     )
     max_requests: int | None = Field(
-        None, ge=1, description="Give up after this many requests (default: 20 + 10 x count / per_request)."
+        None,
+        ge=1,
+        description="Give up after this many requests (default: 20 + 10 x count / per_request, x 4 with the "
+        "verification gate on).",
     )
     max_retries: int = Field(5, ge=0, le=50, description="Retries per request on 429/5xx/timeouts.")
     timeout_s: float = Field(120.0, gt=0, description="Per-request timeout in seconds.")
@@ -156,6 +162,19 @@ class GenOptions(StageSettings):
     )
     batch_options: BatchOptions = Field(
         default_factory=BatchOptions, description="With batch: polling, retries, job size."
+    )
+    verify: bool | None = Field(
+        None,
+        description="Verification gate: check every candidate record before it is written (form checks and "
+        "a counter-stereotype judge model). Default: on for the local provider, off otherwise.",
+    )
+    judge_model: str | None = Field(
+        None,
+        description="Verification gate: the model that judges counter-stereotypes (default: the embedded "
+        "model, the one `vdata debias` trains by default); a Hugging Face id, checkpoint or debias output.",
+    )
+    verify_options: VerifySettings = Field(
+        default_factory=VerifySettings, description="Verification gate: checks, judge rule and margin."
     )
 
     @field_validator("categories")
@@ -222,11 +241,18 @@ class GenOptions(StageSettings):
         return PROVIDERS.get(self.provider)
 
     @property
+    def gate_on(self) -> bool:
+        """Whether candidates go through the verification gate (`verify`, by default only when local)."""
+        return self.verify if self.verify is not None else self.provider == DEFAULT_PROVIDER
+
+    @property
     def request_limit(self) -> int:
         """`max_requests`, by default 20 + 10 x the requests `count` needs at `per_request` each."""
         if self.max_requests is not None:
             return self.max_requests
-        return 20 + 10 * -(-self.count // (self.per_request or 1))
+        # The verification gate drops most of a small model's candidates: allow that many more requests.
+        tries = GATE_REQUEST_FACTOR if self.gate_on else 1
+        return 20 + 10 * tries * -(-self.count // (self.per_request or 1))
 
 
 def parse_options(raw: Any, source: str = "options") -> GenOptions:

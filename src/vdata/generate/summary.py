@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vdata.core.records import Record
+from vdata.generate.verify import Rejected
 
 
 @dataclass
@@ -32,8 +33,14 @@ class Summary:
     batch_jobs_resumed: int = 0
     batch_requests: int = 0
     batch_state: str | None = None
+    # The verification gate: candidates it saw, seconds it took (drops are in `drops` as "gate/<check>").
+    gated: int = 0
+    gate_seconds: float = 0.0
+    judge_load_seconds: float = 0.0
     # The records written to `out`, for whoever acts on them afterwards (e.g. the contribution offer).
     written: list[Record] = field(default_factory=list, repr=False)
+    # Candidates the gate dropped, with the failing check and reason (for `--rejected FILE`).
+    rejected: list[Rejected] = field(default_factory=list, repr=False)
 
     @property
     def complete(self) -> bool:

@@ -41,8 +41,9 @@ FORMAT = "vdata-snapshot/1"
 # Snapshot ids are UTC times: they sort in creation order and name the shards a snapshot added.
 SNAPSHOT_ID = re.compile(r"^\d{8}T\d{6}Z$")
 # Columns of every shard, in order: a record's fields, then who contributed it and when it was approved.
-# JSON fields are stored as JSON text, as core.io writes Parquet.
-SHARD_COLUMNS: tuple[str, ...] = (*RECORD_FIELDS, "contributor", "approved_at")
+# JSON fields are stored as JSON text, as core.io writes Parquet. The verification gate's `checks` stay in the
+# contributor's own files: the server does not store them (moderation is its check).
+SHARD_COLUMNS: tuple[str, ...] = (*(f for f in RECORD_FIELDS if f != "checks"), "contributor", "approved_at")
 
 
 class SnapshotSettings(StageSettings):
