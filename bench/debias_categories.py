@@ -211,6 +211,7 @@ def side_metrics(base: dict[str, Any], ev: dict[str, Any], split: str, half: lis
         "crows_ci": bootstrap_macro(a_hits, zeros, 1, RESAMPLES, SEED),
         "ss_reduction": ss_change["reduction_pct"],
         "ss_reduction_ci": ss_change["reduction_pct_ci"],
+        "ss_distance_change_ci": ss_change["change_ci"],
         "crows_distance_change": crows_change["change"],
         "crows_distance_change_ci": crows_change["change_ci"],
         "base_lms": stats_macro(b_rel, groups, n_groups),
@@ -227,6 +228,18 @@ def stats_macro(values: Any, groups: Any, n_groups: int) -> float:
     totals = np.bincount(groups, minlength=n_groups)
     sums = np.bincount(groups, weights=values, minlength=n_groups)
     return float(100 * np.mean(sums[totals > 0] / totals[totals > 0]))
+
+
+def verdict(m: dict[str, Any]) -> str:
+    """The product's verdict (`vdata eval compare`) from the two benchmarks' paired intervals."""
+    from vdata.evaluate.report import bias_direction
+
+    moves = [
+        bias_direction(m["base_ss"], m["ss"], m["ss_ci"], m["ss_distance_change_ci"]),
+        bias_direction(m["base_crows"], m["crows"], m["crows_ci"], m["crows_distance_change_ci"]),
+    ]
+    better, worse = "toward 50" in moves, "away from 50" in moves
+    return "trade-off" if better and worse else "debiases" if better else "worse" if worse else "no effect"
 
 
 def meets_target(m: dict[str, Any]) -> tuple[bool, str]:
@@ -302,8 +315,8 @@ def table(runs: dict[str, dict[str, Any]], bases: dict[str, dict[str, Any]], sid
     split = "dev" if side == "selection" else "test"
     lines = [
         "| category | setting | SS before -> after | abs(SS-50) cut [paired CI] | LMS before -> after | "
-        "CrowS before -> after [CI after] | CrowS distance to 50, change [paired CI] | target |",
-        "|---|---|---|---|---|---|---|---|",
+        "CrowS before -> after [CI after] | CrowS distance to 50, change [paired CI] | verdict | target |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for category, by_setting in runs.items():
         n = len(bases[category]["crows"])
@@ -316,7 +329,7 @@ def table(runs: dict[str, dict[str, Any]], bases: dict[str, dict[str, Any]], sid
                 f"| {category} | {name} | {m['base_ss']:.2f} -> {m['ss']:.2f} | {m['ss_reduction']:.1f}% "
                 f"{_ci(m['ss_reduction_ci'])} | {m['base_lms']:.2f} -> {m['lms']:.2f} | {m['base_crows']:.2f} -> "
                 f"{m['crows']:.2f} {_ci(m['crows_ci'])} | {m['crows_distance_change']:+.2f} "
-                f"{_ci(m['crows_distance_change_ci'])} | {'**met**' if ok else why} |"
+                f"{_ci(m['crows_distance_change_ci'])} | {verdict(m)} | {'**met**' if ok else why} |"
             )
     return lines
 
