@@ -25,11 +25,13 @@ beyond its paired interval.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -271,17 +273,44 @@ def train(category: str, name: str, out: Path, data: list[str], data_dir: Path) 
     return run_debias(s).manifest
 
 
+@contextlib.contextmanager
+def claimed(target: Path) -> Iterator[bool]:
+    """Whether this process may work on `target`: a `<target>.lock` file held while it does, so that two
+    invocations on one work dir share the grid (each skips what the other is doing). A lock left by a
+    killed process is removed by hand (`rm WORK/*.lock`) before resuming."""
+    lock = target.with_name(target.name + ".lock")
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        yield False
+        return
+    try:
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        yield True
+    finally:
+        lock.unlink(missing_ok=True)
+
+
 def run_grid(args: argparse.Namespace) -> None:
     for category in args.categories:
         base_path = args.work / f"base-{category}.json"
-        cached_eval(base_path, "smollm2-135m", category, args.data_dir)
+        with claimed(base_path) as mine:
+            if mine:
+                cached_eval(base_path, "smollm2-135m", category, args.data_dir)
         write_report(args)
         data = han_files(category, args.data_dir)
         for name in args.settings:
             out = run_dir(args.work, category, name, data, args.data_dir)
+            if (out / "eval.json").exists():
+                continue
             t0 = time.perf_counter()
-            manifest = train(category, name, out, data, args.data_dir)
-            cached_eval(out / "eval.json", str(out), category, args.data_dir)
+            with claimed(out) as mine:
+                if not mine:
+                    print(f"[{category} {name}] another process is on it; skipped", flush=True)
+                    continue
+                manifest = train(category, name, out, data, args.data_dir)
+                cached_eval(out / "eval.json", str(out), category, args.data_dir)
             print(
                 f"[{category} {name}] trained {manifest['train_seconds']:.0f}s, "
                 f"run + eval {time.perf_counter() - t0:.0f}s ({out.name})",
@@ -341,6 +370,8 @@ def write_report(args: argparse.Namespace) -> str:
         p.stem.removeprefix("base-"): json.loads(p.read_text()) for p in sorted(args.work.glob("base-*.json"))
     }
     runs = {c: r for c, r in done_runs(args.work).items() if c in bases}
+    order = {c: i for i, c in enumerate(CATEGORIES)}
+    runs = dict(sorted(runs.items(), key=lambda kv: order.get(kv[0], 99)))
     lines = [
         "# bench/debias_categories.py",
         "",
