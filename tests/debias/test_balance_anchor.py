@@ -185,3 +185,16 @@ def test_group_kl_without_group_terms_is_refused(tiny_llama_dir: Path, tmp_path:
     with pytest.raises(UserError, match="--group-kl needs group terms"):
         run_debias(s)
     assert not (tmp_path / "o").exists()
+
+
+def test_balance_works_without_word_lists(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vdata.debias.prepare import read_training_data
+
+    monkeypatch.setenv("VDATA_DATA_DIR", str(tmp_path / "nothing"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    s = settings("m", [data_dir / HAN_RACE], tmp_path / "o", balance_groups=1, data_dir=str(tmp_path))
+    assert read_training_data(s).word_lists is None  # the data's own targets are enough
+    with pytest.raises(UserError):
+        read_training_data(s.model_copy(update={"cda": ["race"]}))  # CDA needs the lists

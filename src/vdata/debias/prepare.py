@@ -7,6 +7,7 @@ tokenizer: mix -> split -> CDA (each side separately, so a pair never straddles 
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -78,7 +79,11 @@ def read_training_data(s: DebiasSettings) -> TrainingData:
             raise UserError(f"corpus file {corpus} has no non-blank lines")
         hashes[str(corpus)] = sha256_file(corpus)
     word_lists = None
-    if s.cda or "mask" in s.mitigation or s.balance_groups or s.group_kl:
+    if not (s.cda or "mask" in s.mitigation) and (s.balance_groups or s.group_kl) and not s.word_lists:
+        # Balancing and anchors use the word lists where they are found, the data's own targets anyway.
+        with contextlib.suppress(UserError):
+            word_lists = load_word_lists(data_dir=s.data_dir)
+    elif s.cda or "mask" in s.mitigation or s.balance_groups or s.group_kl:
         word_lists = load_word_lists(data_dir=s.data_dir, path=s.word_lists)
         if s.word_lists:
             hashes[str(s.word_lists)] = sha256_file(Path(s.word_lists))
