@@ -13,7 +13,8 @@ Every trained model is a `vdata debias` output dir named by its setting and the 
 evaluation is cached beside it (`eval.json`, per-example scores), and the tables (`WORK/results.md`,
 `WORK/summary.json`) are rewritten after every run, so stopping at any point keeps what is done.
 
-    nice -n 10 .venv/bin/python bench/debias_categories.py --work /tmp/vdc --categories race,religion,gender
+    nice -n 10 .venv/bin/python bench/debias_categories.py --work /tmp/vdc --categories race,religion,gender \
+        --torch-threads 1      # on a shared machine: 2 threads fighting for the cores waste most of their time
     .venv/bin/python bench/debias_categories.py --work /tmp/vdc --report      # the tables of what is done
 
 Intervals: 95% bootstrap over examples (1,000 resamples). The abs(SS-50) reduction and the CrowS-Pairs change
@@ -296,7 +297,8 @@ def run_grid(args: argparse.Namespace) -> None:
     for category in args.categories:
         base_path = args.work / f"base-{category}.json"
         with claimed(base_path) as mine:
-            if mine:
+            if mine and not base_path.exists():
+                print(f"[{category}] evaluating the base model", flush=True)
                 cached_eval(base_path, "smollm2-135m", category, args.data_dir)
         write_report(args)
         data = han_files(category, args.data_dir)
@@ -309,7 +311,9 @@ def run_grid(args: argparse.Namespace) -> None:
                 if not mine:
                     print(f"[{category} {name}] another process is on it; skipped", flush=True)
                     continue
+                print(f"[{category} {name}] training into {out.name}", flush=True)
                 manifest = train(category, name, out, data, args.data_dir)
+                print(f"[{category} {name}] evaluating", flush=True)
                 cached_eval(out / "eval.json", str(out), category, args.data_dir)
             print(
                 f"[{category} {name}] trained {manifest['train_seconds']:.0f}s, "
