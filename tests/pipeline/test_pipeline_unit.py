@@ -138,3 +138,25 @@ def test_comparison_rows_mark_separated_intervals() -> None:
     assert "bias_reduction_pct" not in rows["StereoSet gender LMS"]
     assert rows["Perplexity"]["delta"] == pytest.approx(1.0)
     json.dumps(list(rows.values()))
+
+
+def test_report_flags_a_trade_off(tmp_path: Path) -> None:
+    from vdata.pipeline.run import Plan, write_report
+    from vdata.pipeline.spec import PipelineSpec
+
+    def block(ss: float, ss_ci: list[float], crows: float, crows_ci: list[float]) -> dict:
+        return {
+            "model": "m",
+            "stereoset": {"intrasentence": {"race": {"SS": ss, "LMS": 88.0, "ICAT": 70.0, "ss_ci95": ss_ci}}},
+            "crows_pairs": {"race-color": {"metric": crows, "ci95": crows_ci}},
+        }
+
+    (tmp_path / "before.json").write_text(json.dumps(block(60.01, [57.0, 63.0], 50.0, [45.7, 54.3])))
+    (tmp_path / "after.json").write_text(json.dumps(block(48.37, [45.5, 51.3], 58.33, [54.45, 62.21])))
+    plan = Plan(tmp_path, [], tmp_path / "before.json", tmp_path / "after.json", [])
+    spec = PipelineSpec(name="t", data=["x.jsonl"])
+    report = write_report(plan, spec, []).read_text()
+    assert "**Not a win: race got more biased" in report and "**race: trade-off**" in report
+    summary = json.loads((tmp_path / "report.json").read_text())
+    assert summary["verdicts"][0]["verdict"] == "trade-off"
+    assert summary["verdicts"][0]["worse"] == ["CrowS-Pairs race-color"]

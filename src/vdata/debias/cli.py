@@ -64,6 +64,8 @@ def register(app: typer.Typer) -> None:
         mitigation: str | None = _option("mitigation"),
         kl_coef: float = _option("kl_coef"),
         synthetic_weight: float = _option("synthetic_weight"),
+        balance_groups: int = _option("balance_groups"),
+        group_kl: float = _option("group_kl"),
         epochs: int = _option("epochs"),
         batch_size: int = _option("batch_size"),
         grad_accum: int = _option("grad_accum"),

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from vdata.core.cda import CdaMode, WordLists, counterfactuals
+from vdata.core.cda import CdaMode, WordLists, counterfactuals, swap_text
 from vdata.core.errors import UserError
 from vdata.core.han import parse_han_row
 
@@ -165,3 +165,86 @@ def split_heldout(
     val = [examples[i] for i in sorted(order[:n_val])]
     train = [examples[i] for i in sorted(order[n_val:])]
     return train, val
+
+
+def group_terms(examples: Sequence[Example]) -> list[str]:
+    """The distinct targets (first spelling, case-insensitive) that occur in their own example's text:
+    the category's term list the data itself gives."""
+    terms: dict[str, str] = {}
+    for ex in examples:
+        if ex.synthetic and ex.target.strip() and word_spans(ex.text, [ex.target]):
+            terms.setdefault(ex.target.strip().lower(), ex.target.strip())
+    return list(terms.values())
+
+
+def word_list_category(term: str, word_lists: WordLists | None) -> str | None:
+    """The category whose word lists hold `term` (case-insensitive), or None."""
+    for category, tuples in (word_lists or {}).items():
+        if any(term.lower() == w for t in tuples for w in t):
+            return category
+    return None
+
+
+_ARTICLE = re.compile(r"\b(a|an)(\s+)$", re.IGNORECASE)
+
+
+def replace_term(text: str, old: str, new: str) -> str:
+    """`text` with every whole-word `old` (case-insensitive) replaced by `new`, an initial capital kept and
+    a preceding "a"/"an" fitted to the new word."""
+    out: list[str] = []
+    last = 0
+    for start, end in word_spans(text, [old]):
+        before = text[last:start]
+        article = _ARTICLE.search(before)
+        if article:
+            want = "an" if new[:1].lower() in "aeiou" else "a"
+            want = want.capitalize() if article.group(1)[0].isupper() else want
+            before = before[: article.start()] + want + article.group(2)
+        word = new[:1].upper() + new[1:] if text[start : start + 1].isupper() else new
+        out += [before, word]
+        last = end
+    return "".join(out) + text[last:]
+
+
+def balance_groups(
+    examples: Sequence[Example],
+    n: int,
+    word_lists: WordLists | None,
+    seed: int,
+    mode: CdaMode = "cased",
+) -> list[Example]:
+    """Group-balanced data: every synthetic example followed by up to `n` versions naming another group,
+    so that training makes no group more likely as such. A target in the word lists is swapped with CDA
+    (pronouns and other group words too); any other target is replaced by another target of the data,
+    drawn (seeded) from the data's own term list (`group_terms`)."""
+    if n <= 0:
+        return list(examples)
+    terms = group_terms(examples)
+    rng = random.Random(seed)
+    out: list[Example] = []
+    for ex in examples:
+        out.append(ex)
+        if not ex.synthetic or not ex.target.strip():
+            continue
+        for j, (text, target) in enumerate(_counterparts(ex, n, terms, word_lists, rng, mode)):
+            out.append(replace(ex, text=text, target=target, source=f"{ex.source}+bal{j}"))
+    return out
+
+
+def _counterparts(
+    ex: Example, n: int, terms: Sequence[str], word_lists: WordLists | None, rng: random.Random, mode: CdaMode
+) -> list[tuple[str, str]]:
+    category = word_list_category(ex.target.strip(), word_lists)
+    found: dict[str, str] = {}
+    if category is not None and word_lists is not None:
+        for _ in range(n):
+            draw = rng.random()  # the same draw swaps the text and the target alike
+            text = swap_text(ex.text, category, word_lists, random.Random(draw), mode)
+            target = swap_text(ex.target, category, word_lists, random.Random(draw), mode) or ex.target
+            if text is not None and text != ex.text:
+                found.setdefault(text, target)
+        return list(found.items())
+    if not word_spans(ex.text, [ex.target]):
+        return []
+    others = [t for t in terms if t.lower() != ex.target.strip().lower()]
+    return [(replace_term(ex.text, ex.target.strip(), t), t) for t in rng.sample(others, min(n, len(others)))]

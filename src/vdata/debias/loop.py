@@ -20,7 +20,7 @@ from vdata.core.io import atomic_path
 from vdata.core.progress import ProgressFactory, ProgressTask, no_progress
 from vdata.debias.labels import Encoded, pad_batch
 from vdata.debias.settings import DebiasSettings
-from vdata.debias.trainee import Trainee, batch_loss, evaluate_loss, pad_token_id
+from vdata.debias.trainee import Trainee, anchor_kl, batch_loss, evaluate_loss, pad_token_id
 
 BUCKET_BATCHES = 50  # batches per length-sorted chunk
 MIN_IMPROVEMENT = 1e-6  # a held-out loss must beat the best by this much to count as better
@@ -168,10 +168,12 @@ class TrainingLoop:
         settings: DebiasSettings,
         fingerprint: str,
         state_file: Path,
+        anchors: Sequence[Encoded] = (),
     ) -> None:
         import torch
 
         self.trainee, self.train, self.val, self.settings = trainee, train, val, settings
+        self.anchors = anchors
         self.fingerprint, self.state_file = fingerprint, state_file
         trainee.model.train()
         self.pad_id = pad_token_id(trainee.tokenizer)
@@ -277,9 +279,12 @@ class TrainingLoop:
         n_in_group = sum(len(b) for b in group)
         self.optimizer.zero_grad(set_to_none=True)
         group_loss = 0.0
-        for ids in group:
+        for k, ids in enumerate(group):
             batch = pad_batch([self.train[i] for i in ids], self.pad_id)
             loss, _ = batch_loss(self.trainee, batch)
+            if self.anchors and self.settings.group_kl > 0:
+                anchors = pad_batch(self.anchor_batch(p.step * len(group) + k), self.pad_id)
+                loss = loss + self.settings.group_kl * anchor_kl(self.trainee, anchors)
             (loss * len(ids) / n_in_group).backward()
             group_loss += float(loss.detach()) * len(ids) / n_in_group
         torch.nn.utils.clip_grad_norm_(list(self.trainee.trainable().values()), GRADIENT_CLIP)
@@ -294,6 +299,13 @@ class TrainingLoop:
         p.samples_seen += n_in_group
         self.running_loss = [*self.running_loss[-(RUNNING_LOSS_STEPS - 1) :], group_loss]
         p.last_train_loss = sum(self.running_loss) / len(self.running_loss)
+
+    def anchor_batch(self, number: int) -> list[Encoded]:
+        """The `number`-th batch of anchor sentences, cycling through them: a function of the step, so a
+        resumed run sees the same anchors."""
+        n = len(self.anchors)
+        size = min(self.settings.batch_size, n)
+        return [self.anchors[(number * size + j) % n] for j in range(size)]
 
     def validate(self) -> bool:
         """Record a held-out loss (keeping the best weights); True when early stopping says stop."""

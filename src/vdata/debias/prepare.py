@@ -7,6 +7,7 @@ tokenizer: mix -> split -> CDA (each side separately, so a pair never straddles 
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,7 +17,16 @@ from typing import Any
 from vdata.core.cda import WordLists, load_word_lists
 from vdata.core.errors import UserError
 from vdata.core.fingerprint import sha256_file
-from vdata.debias.data import Example, apply_cda, mix, read_corpus, read_examples, split_heldout
+from vdata.debias.anchors import anchor_examples, anchor_terms
+from vdata.debias.data import (
+    Example,
+    apply_cda,
+    balance_groups,
+    mix,
+    read_corpus,
+    read_examples,
+    split_heldout,
+)
 from vdata.debias.labels import Encoded, TrainingKind, encode
 from vdata.debias.settings import DebiasSettings
 
@@ -43,6 +53,7 @@ class Prepared:
     val: list[Encoded]
     counts: dict[str, int]
     data_hashes: dict[str, str]
+    anchors: list[Encoded]  # neutral sentences for the `group_kl` term (empty when it is off)
 
 
 def read_training_data(s: DebiasSettings) -> TrainingData:
@@ -68,7 +79,11 @@ def read_training_data(s: DebiasSettings) -> TrainingData:
             raise UserError(f"corpus file {corpus} has no non-blank lines")
         hashes[str(corpus)] = sha256_file(corpus)
     word_lists = None
-    if s.cda or "mask" in s.mitigation:
+    if not (s.cda or "mask" in s.mitigation) and (s.balance_groups or s.group_kl) and not s.word_lists:
+        # Balancing and anchors use the word lists where they are found, the data's own targets anyway.
+        with contextlib.suppress(UserError):
+            word_lists = load_word_lists(data_dir=s.data_dir)
+    elif s.cda or "mask" in s.mitigation or s.balance_groups or s.group_kl:
         word_lists = load_word_lists(data_dir=s.data_dir, path=s.word_lists)
         if s.word_lists:
             hashes[str(s.word_lists)] = sha256_file(Path(s.word_lists))
@@ -81,9 +96,13 @@ def read_training_data(s: DebiasSettings) -> TrainingData:
 
 
 def split_examples(data: TrainingData, s: DebiasSettings) -> tuple[list[Example], list[Example]]:
-    """(train, held-out) examples: mixed to the bias ratio, split, then CDA on each side separately."""
+    """(train, held-out) examples: mixed to the bias ratio, split, then group balancing and CDA on each
+    side separately."""
     mixed = mix(data.synthetic, data.original, s.bias_ratio, s.seed)
     train, val = split_heldout(mixed, s.val_fraction, s.seed)
+    if s.balance_groups:
+        train = balance_groups(train, s.balance_groups, data.word_lists, s.seed, s.cda_mode)
+        val = balance_groups(val, s.balance_groups, data.word_lists, s.seed + VAL_CDA_SEED_OFFSET, s.cda_mode)
     if s.cda and data.word_lists:
         train = apply_cda(train, s.cda, data.word_lists, s.seed, s.cda_mode)
         val = apply_cda(val, s.cda, data.word_lists, s.seed + VAL_CDA_SEED_OFFSET, s.cda_mode)
@@ -121,6 +140,7 @@ def prepare(data: TrainingData, tokenizer: Any, kind: TrainingKind, s: DebiasSet
     terms = group_terms_from(data.word_lists)
     train = encode_examples(train_ex, tokenizer, kind, s, terms, s.seed)
     val = encode_examples(val_ex, tokenizer, kind, s, terms, s.seed + VAL_ENCODE_SEED_OFFSET)
+    anchors = encode_anchors(train_ex, data, tokenizer, kind, s) if s.group_kl > 0 else []
     if not train:
         why = " (none has its attribute word in the text)" if s.objective == "attribute" else ""
         raise UserError(f"no usable training examples in {', '.join(s.data)}{why}; check the data files")
@@ -131,5 +151,24 @@ def prepare(data: TrainingData, tokenizer: Any, kind: TrainingKind, s: DebiasSet
         "val_examples": len(val),
         "train_synthetic": sum(x.synthetic for x in train),
         "dropped_unlabelable": len(train_ex) + len(val_ex) - len(train) - len(val),
+        "anchor_examples": len(anchors),
     }
-    return Prepared(train, val, counts, data.hashes)
+    return Prepared(train, val, counts, data.hashes, anchors)
+
+
+def encode_anchors(
+    train: Sequence[Example], data: TrainingData, tokenizer: Any, kind: TrainingKind, s: DebiasSettings
+) -> list[Encoded]:
+    """The `group_kl` term's neutral sentences, labelled at the group term; a UserError when the data
+    names no group term to hold."""
+    terms = anchor_terms(train, data.word_lists)
+    if not terms:
+        raise UserError(
+            "--group-kl needs group terms: give records with a `target` that occurs in their text "
+            "(Han et al. files have one)"
+        )
+    encoded = (
+        encode(ex, tokenizer, kind, "attribute", (), (), s.max_length)
+        for ex in anchor_examples(terms, s.seed)
+    )
+    return [enc for enc in encoded if enc is not None]

@@ -46,6 +46,18 @@ class DebiasOptions(StageSettings):
     synthetic_weight: float = Field(
         1.0, ge=0, description="`loss` mitigation: weight of synthetic tokens' cross-entropy."
     )
+    balance_groups: int = Field(
+        0,
+        ge=0,
+        description="Group-balanced data: each sentence also trained with N versions naming another group "
+        "(CDA word-list swap when its target is in the word lists, else another target of the data).",
+    )
+    group_kl: float = Field(
+        0.0,
+        ge=0,
+        description="Weight of a KL term holding the group terms' probabilities on neutral template "
+        "sentences to the base model's (0: off).",
+    )
     epochs: int = Field(3, ge=1, description="Passes over the training data.")
     batch_size: int = Field(16, ge=1, description="Examples per batch.")
     grad_accum: int = Field(1, ge=1, description="Batches per optimizer step.")

@@ -174,7 +174,13 @@ def run_debias(settings: DebiasSettings, progress: ProgressFactory = no_progress
 
     trainee = build_trainee(lm.model, lm.tokenizer, kind, s)
     loop = TrainingLoop(
-        trainee, prepared.train, prepared.val, s, run_fingerprint, checkpoint_dir / CHECKPOINT_FILE
+        trainee,
+        prepared.train,
+        prepared.val,
+        s,
+        run_fingerprint,
+        checkpoint_dir / CHECKPOINT_FILE,
+        anchors=prepared.anchors,
     )
     loop.start(checkpoint)
     loop.run(progress)

@@ -46,7 +46,7 @@ class Trainee(ABC):
 
     @abstractmethod
     def base_logits(self, batch: dict[str, Any]) -> Any:
-        """Logits of the frozen base model, for the `loss` mitigation's KL term."""
+        """Logits of the frozen base model, for the KL terms (`loss` mitigation, `group_kl`)."""
 
     @abstractmethod
     def save(self, out: Path) -> list[str]:
@@ -113,7 +113,7 @@ class FullTrainee(Trainee):
 
     def __init__(self, model: Any, tokenizer: Any, kind: TrainingKind, settings: DebiasSettings) -> None:
         self.base_copy: Any = None
-        if "loss" in settings.mitigation:
+        if "loss" in settings.mitigation or settings.group_kl > 0:
             self.base_copy = copy.deepcopy(model).eval()
             for p in self.base_copy.parameters():
                 p.requires_grad_(False)
@@ -181,11 +181,28 @@ def batch_loss(trainee: Trainee, batch: dict[str, Any], with_mitigation: bool = 
     syn_mask = mask & synthetic_rows
     if use_loss_mitigation and s.kl_coef > 0 and bool(syn_mask.any()):
         base, _ = trainee.kind.align(trainee.base_logits(batch), batch["labels"])
-        log_p = F.log_softmax(logits[syn_mask], dim=-1)
-        log_q = F.log_softmax(base[syn_mask], dim=-1)
-        kl = (log_q.exp() * (log_q - log_p)).sum(-1).mean()
-        loss = loss + s.kl_coef * kl
+        loss = loss + s.kl_coef * kl_base_to_model(logits[syn_mask], base[syn_mask])
     return loss, n_tokens
+
+
+def kl_base_to_model(logits: Any, base: Any) -> Any:
+    """Mean over rows of KL(p_base || p_model), from (rows, vocab) logits."""
+    import torch.nn.functional as F
+
+    log_p = F.log_softmax(logits, dim=-1)
+    log_q = F.log_softmax(base, dim=-1)
+    return (log_q.exp() * (log_q - log_p)).sum(-1).mean()
+
+
+def anchor_kl(trainee: Trainee, batch: dict[str, Any]) -> Any:
+    """Mean KL(base || model) of the distributions that predict the labelled (group-term) tokens of
+    neutral anchor sentences: the `group_kl` term."""
+    logits, labels = trainee.kind.align(trainee.logits(batch), batch["labels"])
+    base, _ = trainee.kind.align(trainee.base_logits(batch), batch["labels"])
+    mask = labels != IGNORE
+    if not bool(mask.any()):
+        return logits.sum() * 0.0
+    return kl_base_to_model(logits[mask], base[mask])
 
 
 def evaluate_loss(trainee: Trainee, items: Sequence[Encoded], pad_id: int, batch_size: int) -> float:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, NotRequired, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 from vdata.core.io import atomic_path, write_json_atomic, write_text_atomic
 from vdata.evaluate.registry import all_benchmarks
@@ -128,6 +128,14 @@ def _is_nan(x: Any) -> bool:
     return isinstance(x, float) and math.isnan(x)
 
 
+Direction = Literal["toward 50", "away from 50", "within interval", "no interval"]
+Verdict = Literal["debiases", "trade-off", "no effect", "worse"]
+# Pooled rows (several categories at once) get no verdict of their own.
+SUMMARY_GROUPS = {"overall", "bias_bench", "all"}
+# Group names that differ between benchmarks but mean the same category.
+CATEGORY_ALIASES = {"race-color": "race"}
+
+
 class ComparisonRow(TypedDict):
     """One number both results files hold, before and after (JSON-ready)."""
 
@@ -142,6 +150,10 @@ class ComparisonRow(TypedDict):
     overlap: bool | None  # the 95% intervals overlap; None when either is missing or nan
     significant: bool  # the intervals are separate (unlikely to be noise)
     bias_reduction_pct: NotRequired[float]  # bias scores only (50 = unbiased): shrink of |score - 50|
+    # Bias scores only: the paired 95% interval of |after - 50| - |before - 50| when the caller had
+    # per-example outcomes of both runs, and which way the score moved beyond its interval.
+    paired_change_ci: NotRequired[list[float]]
+    direction: NotRequired[Direction]
 
 
 def _metric_name(bench: str, label: str) -> str:
@@ -152,9 +164,34 @@ def _metric_name(bench: str, label: str) -> str:
     return f"{title} {label.removesuffix(' metric')}"
 
 
-def comparison_rows(before: dict[str, Any], after: dict[str, Any]) -> list[ComparisonRow]:
+def bias_direction(
+    before: float, after: float, ci_after: list[float] | None, paired_change_ci: list[float] | None = None
+) -> Direction:
+    """Which way a bias score (50 = unbiased) moved, beyond noise.
+
+    With a paired interval of the change of |score - 50| (same examples resampled before and after) the
+    move counts when that interval excludes 0. Without one, it counts when the before value lies outside
+    the after run's 95% interval (the weaker test `vdata eval compare` can do from results files alone).
+    """
+    if paired_change_ci is not None and not any(_is_nan(x) for x in paired_change_ci):
+        if paired_change_ci[1] < 0:
+            return "toward 50"
+        return "away from 50" if paired_change_ci[0] > 0 else "within interval"
+    if not ci_after or any(_is_nan(x) for x in (before, after, *ci_after)):
+        return "no interval"
+    if ci_after[0] <= before <= ci_after[1]:
+        return "within interval"
+    return "toward 50" if abs(after - 50) < abs(before - 50) else "away from 50"
+
+
+def comparison_rows(
+    before: dict[str, Any],
+    after: dict[str, Any],
+    paired: Mapping[tuple[str, str], list[float]] | None = None,
+) -> list[ComparisonRow]:
     """Every number of `after` that `before` also has (every benchmark, then perplexity), with its
-    delta, intervals and whether they overlap."""
+    delta, intervals and whether they overlap. `paired` maps (benchmark, label) of a bias score to the
+    paired 95% interval of its change of |score - 50|, where the caller had per-example outcomes."""
     old = {(b, label): (v, ci) for b, label, v, ci in metric_rows(before)}
     rows: list[ComparisonRow] = []
     for bench, label, value, ci in metric_rows(after):
@@ -177,19 +214,109 @@ def comparison_rows(before: dict[str, Any], after: dict[str, Any]) -> list[Compa
         if label.endswith((" SS", " metric")):  # 50 = unbiased: the distance from 50 is what shrinks
             db, da = abs(v0 - 50), abs(value - 50)
             row["bias_reduction_pct"] = 100 * (db - da) / db if db > 0 else math.nan
+            paired_ci = (paired or {}).get((bench, label))
+            if paired_ci is not None:
+                row["paired_change_ci"] = list(paired_ci)
+            row["direction"] = bias_direction(v0, value, ci, paired_ci)
         rows.append(row)
     return rows
 
 
-def compare_table(before: dict[str, Any], after: dict[str, Any]) -> str:
-    """Markdown table of every shared number with its delta; `*` marks non-overlapping 95% intervals."""
+class CategoryVerdict(TypedDict):
+    """What a before/after comparison says about one bias category across every benchmark that has it."""
+
+    category: str
+    verdict: Verdict
+    better: list[str]  # metrics that moved toward 50 beyond their interval
+    worse: list[str]  # metrics that moved away from 50 beyond their interval
+    unchanged: list[str]  # metrics whose change is within the interval (or has none)
+
+
+def row_category(row: ComparisonRow) -> str | None:
+    """The bias category of a bias-score row ("race" for StereoSet race and CrowS-Pairs race-color);
+    None for capability rows and pooled summaries."""
+    if "direction" not in row:
+        return None
+    group = row["label"].removesuffix(" SS").removesuffix(" metric")
+    return None if group in SUMMARY_GROUPS else CATEGORY_ALIASES.get(group, group)
+
+
+def category_verdicts(rows: list[ComparisonRow]) -> list[CategoryVerdict]:
+    """Per category: "debiases" (some benchmark toward 50, none away), "trade-off" (one toward 50 and
+    another away, each beyond its interval: not a win), "worse" (away, none toward), "no effect"."""
+    by_category: dict[str, CategoryVerdict] = {}
+    for r in rows:
+        category = row_category(r)
+        if category is None:
+            continue
+        v = by_category.setdefault(
+            category,
+            CategoryVerdict(category=category, verdict="no effect", better=[], worse=[], unchanged=[]),
+        )
+        side = {"toward 50": "better", "away from 50": "worse"}.get(r["direction"], "unchanged")
+        v[side].append(r["metric"])  # type: ignore[literal-required]
+    for v in by_category.values():
+        if v["better"] and v["worse"]:
+            v["verdict"] = "trade-off"
+        elif v["better"]:
+            v["verdict"] = "debiases"
+        elif v["worse"]:
+            v["verdict"] = "worse"
+    return list(by_category.values())
+
+
+def _describe(rows: list[ComparisonRow], metric: str) -> str:
+    r = next(x for x in rows if x["metric"] == metric)
+    if "paired_change_ci" in r:
+        ci = r["paired_change_ci"]
+        change = abs(r["after"] - 50) - abs(r["before"] - 50)
+        how = f"distance to 50 {change:+.2f}, paired CI {_ci(ci)}"
+    else:
+        how = f"before value outside the after CI {_ci(r['ci_after'])}"
+    return f"{metric} {_fmt(r['before'])} → {_fmt(r['after'])} ({how})"
+
+
+def verdict_lines(rows: list[ComparisonRow]) -> list[str]:
+    """Markdown: one line per category, trade-offs first and spelled out; a headline when any exists."""
+    verdicts = category_verdicts(rows)
+    order: dict[str, int] = {"trade-off": 0, "worse": 1, "debiases": 2, "no effect": 3}
+    verdicts.sort(key=lambda v: order[v["verdict"]])
+    lines = ["## Verdict per bias category", ""]
+    tradeoffs = [v["category"] for v in verdicts if v["verdict"] in ("trade-off", "worse")]
+    if tradeoffs:
+        lines += [
+            f"**Not a win: {', '.join(tradeoffs)} got more biased on at least one benchmark, beyond its "
+            "interval.** Read every benchmark before calling this model debiased.",
+            "",
+        ]
+    for v in verdicts:
+        parts = [f"better: {_describe(rows, m)}" for m in v["better"]]
+        parts += [f"**worse**: {_describe(rows, m)}" for m in v["worse"]]
+        if v["unchanged"]:
+            parts.append("within interval: " + ", ".join(v["unchanged"]))
+        lines.append(f"- **{v['category']}: {v['verdict']}**. " + "; ".join(parts))
+    lines += [
+        "",
+        "A benchmark counts as moved when its paired 95% interval of the change of |score − 50| excludes 0"
+        " (per-example outcomes of both runs), else when the before value lies outside the after 95% interval.",
+    ]
+    return lines
+
+
+def compare_table(
+    before: dict[str, Any],
+    after: dict[str, Any],
+    paired: Mapping[tuple[str, str], list[float]] | None = None,
+) -> str:
+    """Markdown table of every shared number with its delta (`*` marks non-overlapping 95% intervals),
+    then the verdict per bias category (trade-offs spelled out)."""
     lines = [
         f"# vdata eval compare: {before.get('model')} → {after.get('model')}",
         "",
         "| benchmark | metric | before | after | delta | intervals |",
         "|---|---|---|---|---|---|",
     ]
-    rows = comparison_rows(before, after)
+    rows = comparison_rows(before, after, paired)
     for r in rows:
         ci0, ci, delta = r["ci_before"], r["ci_after"], r["delta"]
         note = "–" if r["overlap"] is None else ("overlap" if r["overlap"] else "**no overlap** *")
@@ -201,6 +328,8 @@ def compare_table(before: dict[str, Any], after: dict[str, Any]) -> str:
     lines += [
         "",
         f"`*` {marked} change(s) whose 95% bootstrap intervals do not overlap (unlikely to be noise).",
+        "",
+        *verdict_lines(rows),
     ]
     return "\n".join(lines) + "\n"
 

@@ -21,7 +21,7 @@ from vdata.core.progress import ProgressFactory, no_progress
 from vdata.core.settings import validate_settings
 from vdata.debias.settings import DebiasSettings
 from vdata.debias.train import run_debias
-from vdata.evaluate.report import comparison_rows, write_results
+from vdata.evaluate.report import category_verdicts, comparison_rows, verdict_lines, write_results
 from vdata.evaluate.runner import run_model
 from vdata.evaluate.settings import EvalSettings
 from vdata.generate.engine import generate
@@ -210,6 +210,8 @@ def write_report(plan: Plan, spec: PipelineSpec, results: list[StepResult]) -> P
         "",
         "For SS and CrowS-Pairs 50 is unbiased; a change is marked when the intervals do not overlap.",
         "",
+        *verdict_lines(rows),
+        "",
         "## Data",
         "",
     ]
@@ -242,6 +244,7 @@ def write_report(plan: Plan, spec: PipelineSpec, results: list[StepResult]) -> P
     summary = {
         "name": spec.name,
         "rows": rows,
+        "verdicts": category_verdicts(rows),
         "steps": [r.__dict__ | {"log": str(r.log)} for r in results],
         "before": str(plan.before),
         "after": str(plan.after),
