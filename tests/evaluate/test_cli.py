@@ -129,6 +129,28 @@ def test_reaggregating_predictions_reproduces_the_run(run_dir: Path, tmp_path: P
     table = (tmp_path / "cmp.md").read_text()
     assert "| stereoset | overall SS |" in table and "0 change(s)" in table
 
+    # Paired intervals from the two runs' predictions: the same predictions moved nothing, so every
+    # category's verdict is "no effect" and no trade-off headline appears.
+    preds_file = str(run_dir / "preds.json")
+    proc = vdata(
+        "compare",
+        str(run_dir / "results.json"),
+        str(tmp_path / "again.json"),
+        "--predictions",
+        f"{preds_file},{preds_file}",
+        "--limit",
+        "2",
+        "--out",
+        str(tmp_path / "paired.md"),
+    )
+    assert proc.returncode == 0, proc.stderr
+    paired = (tmp_path / "paired.md").read_text()
+    assert "**gender: no effect**" in paired and "Not a win" not in paired
+    proc = vdata(
+        "compare", str(run_dir / "results.json"), str(tmp_path / "again.json"), "--predictions", preds_file
+    )
+    assert proc.returncode == 2 and "two files" in proc.stderr
+
 
 def _bad(proc: subprocess.CompletedProcess, needle: str, out: Path) -> None:
     assert proc.returncode == 2, (proc.returncode, proc.stderr)

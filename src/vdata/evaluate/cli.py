@@ -5,17 +5,20 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from vdata.core.errors import UserError
 
+if TYPE_CHECKING:
+    from vdata.evaluate.settings import EvalSettings
+
 HELP = """Evaluate a model's social bias (bias-bench protocol) and capability.
 
   vdata eval MODEL [--benchmarks stereoset,crows_pairs,biastestgpt] [--split test|dev] ...
   vdata eval --from-predictions preds.json --benchmarks stereoset --split dev --out results.json
-  vdata eval compare before.json after.json [--out compare.md]
+  vdata eval compare before.json after.json [--out compare.md] [--predictions BEFORE_PREDS,AFTER_PREDS]
 
 MODEL: `smollm2-135m` (default), a Hugging Face id or checkpoint path, or a `vdata debias` output dir.
 Writes results JSON, a markdown summary (.md) and a bar chart (.png) beside --out.
@@ -27,8 +30,11 @@ def _default_out(model: str) -> Path:
     return Path(f"eval-{slug}.json")
 
 
-def _compare(paths: list[str], out: Path | None, quiet: bool) -> None:
+def _compare(
+    paths: list[str], out: Path | None, quiet: bool, predictions: str | None, settings: EvalSettings
+) -> None:
     from vdata.core.io import atomic_path, check_writable
+    from vdata.evaluate.paired import paired_intervals
     from vdata.evaluate.report import compare_table
 
     if len(paths) != 2:
@@ -45,7 +51,16 @@ def _compare(paths: list[str], out: Path | None, quiet: bool) -> None:
     if out.suffix == ".json":
         raise UserError("compare writes markdown; give --out a .md path")
     check_writable(out)
-    table = compare_table(docs[0], docs[1])
+    paired = None
+    if predictions is not None:
+        files = [Path(p) for p in predictions.split(",") if p.strip()]
+        if len(files) != 2:
+            raise UserError(
+                "--predictions takes two files: BEFORE_PREDS,AFTER_PREDS (from --predictions-out)"
+            )
+        # Paired intervals (the same resampled examples before and after) decide what moved.
+        paired = paired_intervals(files[0], files[1], settings)
+    table = compare_table(docs[0], docs[1], paired)
     with atomic_path(out) as tmp:
         tmp.write_text(table, encoding="utf-8")
     if not quiet:
@@ -84,6 +99,12 @@ def register(app: typer.Typer) -> None:
             None, help="results JSON (default eval-<model>.json); .md and .png beside it"
         ),
         predictions_out: Path = typer.Option(None, help="also write per-sentence scores (StereoSet format)"),
+        paired_predictions: str = typer.Option(
+            None,
+            "--predictions",
+            help="compare: BEFORE_PREDS,AFTER_PREDS (files from --predictions-out) for paired intervals; "
+            "give the --benchmarks/--split/--bias-types/--limit the evaluations used",
+        ),
         from_predictions: Path = typer.Option(None, help="re-aggregate a predictions file, no model needed"),
         ppl_text: Path = typer.Option(None, help="also report perplexity on this text file (causal LMs)"),
         data_dir: Path = typer.Option(
@@ -111,13 +132,6 @@ def register(app: typer.Typer) -> None:
         from vdata.evaluate.runner import run_from_predictions, run_model
 
         args = list(args or [])
-        if args and args[0] == "compare":
-            _compare(args[1:], out, quiet)
-            return
-        if len(args) > 1:
-            raise UserError(f"expected one MODEL, got {len(args)}: {' '.join(args)}")
-        if from_predictions is not None and args:
-            raise UserError("give either MODEL or --from-predictions, not both")
         flags = {
             "benchmarks": benchmarks,
             "split": split,
@@ -138,6 +152,13 @@ def register(app: typer.Typer) -> None:
             source="vdata eval",
             hint="See `vdata eval --help`.",
         )
+        if args and args[0] == "compare":
+            _compare(args[1:], out, quiet, paired_predictions, settings)
+            return
+        if len(args) > 1:
+            raise UserError(f"expected one MODEL, got {len(args)}: {' '.join(args)}")
+        if from_predictions is not None and args:
+            raise UserError("give either MODEL or --from-predictions, not both")
         model = args[0] if args else "smollm2-135m"
         out = out or (_default_out(from_predictions.stem) if from_predictions else _default_out(model))
         if out.suffix != ".json":
