@@ -17,6 +17,7 @@ then `DIR/benchmark.json` (schema `vdata.benchmark/1`) and `DIR/report.md` with 
 from __future__ import annotations
 
 import json
+import math
 import platform
 import shutil
 from collections import defaultdict
@@ -149,7 +150,7 @@ class BenchmarkDataset:
                     "train_records": len(read_records(sample)),
                     **figures,
                 }
-        document = self._document(source, audit, dict(sorted(categories.items())))
+        document = json_safe(self._document(source, audit, dict(sorted(categories.items()))))
         path = self.out / RESULT
         from vdata.pipeline.benchmark_report import write_report
 
@@ -292,6 +293,18 @@ class BenchmarkDataset:
             "audit": audit_figures(audit),
             "categories": categories,
         }
+
+
+def json_safe(value: Any) -> Any:
+    """`value` with every non-finite float as None: benchmark.json is strict JSON (an undefined figure, such
+    as the bias cut of a category the base model scores exactly 50 on, is null)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
 
 
 def _model_sha256(model: str) -> str | None:
