@@ -165,8 +165,24 @@ def test_history_must_be_benchmark_documents(tmp_path: Path) -> None:
     (tmp_path / "other.json").write_text("{}")
     with pytest.raises(UserError, match=r"not a vdata\.benchmark/1 document"):
         load_history([tmp_path / "other.json"])
-    with pytest.raises(UserError, match=r"no benchmark\.json there"):
-        load_history([tmp_path / "nowhere"])
+    with pytest.raises(UserError, match="no such file"):
+        load_history([tmp_path / "nowhere.json"])
+    (tmp_path / "runs" / "b").mkdir(parents=True)
+    (tmp_path / "runs" / "a").mkdir()
+    (tmp_path / "runs" / "b" / "benchmark.json").write_text(
+        json.dumps({"schema": "vdata.benchmark/1", "created": "y"})
+    )
+    (tmp_path / "runs" / "a" / "benchmark.json").write_text(
+        json.dumps({"schema": "vdata.benchmark/1", "created": "x"})
+    )
+    # A folder of run folders: each run; this run's own earlier file is not its history.
+    assert [d["created"] for d in load_history([tmp_path / "runs"])] == ["x", "y"]
+    assert [
+        d["created"] for d in load_history([tmp_path / "runs"], tmp_path / "runs" / "b" / "benchmark.json")
+    ] == ["x"]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match=r"no benchmark\.json in it"):
+        load_history([tmp_path / "empty"])
 
 
 def test_cli_bad_source_exits_2_and_writes_nothing(tmp_path: Path) -> None:

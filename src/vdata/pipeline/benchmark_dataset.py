@@ -69,16 +69,34 @@ def _json(settings: Any) -> dict[str, Any]:
     return json.loads(settings.model_dump_json())
 
 
-def load_history(paths: Sequence[Path]) -> list[dict[str, Any]]:
-    """Earlier benchmark.json documents (a folder means its benchmark.json), oldest first."""
-    docs = []
+def history_files(paths: Sequence[Path], exclude: Path | None = None) -> list[Path]:
+    """The benchmark.json files `--history` names: a file, a run folder (its benchmark.json) or a folder of
+    run folders (each one's benchmark.json); `exclude` (this run's own file) is left out."""
+    found: list[Path] = []
     for p in paths:
-        path = p / RESULT if p.is_dir() else p
+        if p.is_dir() and not (p / RESULT).is_file():
+            runs = sorted(p.glob(f"*/{RESULT}"))
+            if not runs:
+                raise UserError(
+                    f"--history {p}: no {RESULT} in it or in its folders; give earlier benchmark.json files "
+                    "or their folders"
+                )
+            found += runs
+        else:
+            found.append(p / RESULT if p.is_dir() else p)
+    skip = exclude.resolve() if exclude is not None else None
+    return [f for f in found if f.resolve() != skip]
+
+
+def load_history(paths: Sequence[Path], exclude: Path | None = None) -> list[dict[str, Any]]:
+    """Earlier benchmark.json documents (see `history_files`), oldest first."""
+    docs = []
+    for path in history_files(paths, exclude):
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError as e:
             raise UserError(
-                f"--history {p}: no {RESULT} there; give earlier benchmark.json files or their folders"
+                f"--history {path}: no such file; give earlier benchmark.json files or their folders"
             ) from e
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise UserError(f"--history {path}: not JSON ({e})") from e
@@ -110,7 +128,7 @@ class BenchmarkDataset:
         self.results.append(self.runner.run(step))
 
     def run(self) -> BenchmarkRun:
-        history = load_history(self.s.history)  # bad --history fails before any work
+        history = load_history(self.s.history, exclude=self.out / RESULT)  # bad --history: before any work
         if self.out.exists() and not self.out.is_dir():
             raise UserError(f"--out {self.out} is a file; give a folder")
         with self.progress("reading the source", None, ""):
