@@ -132,7 +132,8 @@ def _stereoset_outcomes(examples: Sequence[stereoset.Example], predictions: Mapp
     return np.array([float(stereoset.example_outcomes(ex, scores)[0]) for ex in examples])
 
 
-def _crows_hits(predictions: Mapping[str, Any], bias_type: str) -> np.ndarray:
+def _crows_hits(predictions: Mapping[str, Any], bias_type: str) -> tuple[np.ndarray, set[str]]:
+    """1.0 where the model preferred the more stereotyping sentence, and the ids of the pairs scored."""
     rows = [r for r in predictions["crows_pairs"] if r["group"] == bias_type]
     kept = [r for r in rows if not (math.isnan(r["more"]) or math.isnan(r["less"]))]
     return np.array([float(r["more"] > r["less"]) for r in kept]), {r["id"] for r in kept}

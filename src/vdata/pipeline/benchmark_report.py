@@ -32,6 +32,15 @@ def _save(fig: Any, path: Path) -> None:
         fig.savefig(tmp, format="png", dpi=110)
 
 
+def _below(value: float, ci: Sequence[float | None] | None) -> float:
+    """Length of the error bar under `value` (0 when the interval is undefined)."""
+    return max(value - ci[0], 0) if ci and ci[0] is not None else 0.0
+
+
+def _above(value: float, ci: Sequence[float | None] | None) -> float:
+    return max(ci[1] - value, 0) if ci and ci[1] is not None else 0.0
+
+
 def bias_plot(document: dict[str, Any], details: dict[str, dict[str, Any]], path: Path) -> bool:
     """Before/after bars with intervals per measured category; False (nothing written) when none was."""
     measured = [c for c, v in document["categories"].items() if v["status"] == "measured"]
@@ -50,7 +59,7 @@ def bias_plot(document: dict[str, Any], details: dict[str, dict[str, Any]], path
                 (-0.18, block[kb], details[c][cib], "#999999", "before"),
                 (0.18, block[ka], block[cia], "#4c72b0", "after"),
             ):
-                err = [[max(value - ci[0], 0)], [max(ci[1] - value, 0)]]
+                err = [[_below(value, ci)], [_above(value, ci)]]
                 ax.barh(i + offset, value - 50, left=50, height=0.34, xerr=err, color=colour, capsize=3,
                         label=label if i == 0 else None)  # fmt: skip
         ax.axvline(50, color="black", linewidth=1)
@@ -75,7 +84,9 @@ def history_plot(history: Sequence[dict[str, Any]], document: dict[str, Any], pa
     series: dict[str, list[tuple[int, float, list[float]]]] = {}
     for i, doc in enumerate(runs):
         for c, v in doc.get("categories", {}).items():
-            if v.get("status") == "measured":
+            if (
+                v.get("status") == "measured" and v["stereoset"]["bias_cut_pct"] is not None
+            ):  # null: undefined
                 s = v["stereoset"]
                 series.setdefault(c, []).append((i, s["bias_cut_pct"], s["bias_cut_ci"]))
     if not series:
@@ -85,7 +96,7 @@ def history_plot(history: Sequence[dict[str, Any]], document: dict[str, Any], pa
     for c, points in sorted(series.items()):
         xs = [x for x, _, _ in points]
         ys = [y for _, y, _ in points]
-        err = [[max(y - ci[0], 0) for _, y, ci in points], [max(ci[1] - y, 0) for _, y, ci in points]]
+        err = [[_below(y, ci) for _, y, ci in points], [_above(y, ci) for _, y, ci in points]]
         ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=c)
     labels = [str(d.get("source", {}).get("snapshot_id") or d.get("created", "?"))[:16] for d in runs]
     ax.set_xticks(range(len(runs)), labels, rotation=30, ha="right")
