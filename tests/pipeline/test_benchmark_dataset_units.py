@@ -205,3 +205,28 @@ def test_cli_bad_source_exits_2_and_writes_nothing(tmp_path: Path) -> None:
     message = " ".join(run.stderr.split())  # the console wraps long lines
     assert "does not exist" in message and "database URL" in message
     assert not out.exists()
+
+
+def _doc(created: str, cut: float | None, ci: list[float | None]) -> dict[str, object]:
+    stereoset_block = {"ss_before": 60.0, "ss_after": 55.0, "ss_ci_after": [50.0, 60.0], "bias_cut_pct": cut,
+                       "bias_cut_ci": ci}  # fmt: skip
+    return {
+        "created": created,
+        "source": {"snapshot_id": None},
+        "model": {"name": "m"},
+        "categories": {"gender": {"status": "measured", "stereoset": stereoset_block}},
+    }
+
+
+def test_history_plot_draws_past_runs_and_leaves_out_undefined_cuts(tmp_path: Path) -> None:
+    from vdata.pipeline.benchmark_report import history_plot
+
+    history = [
+        _doc("2026-01-01T00:00:00Z", None, [None, None]),
+        _doc("2026-01-08T00:00:00Z", 20.0, [5.0, 35.0]),
+    ]
+    assert history_plot(history, _doc("2026-01-15T00:00:00Z", 30.0, [10.0, None]), tmp_path / "h.png")
+    assert (tmp_path / "h.png").read_bytes()[:4] == b"\x89PNG"
+    undefined = _doc("2026-01-15T00:00:00Z", None, [None, None])
+    assert not history_plot([undefined], undefined, tmp_path / "none.png")
+    assert not (tmp_path / "none.png").exists()
