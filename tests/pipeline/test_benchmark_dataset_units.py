@@ -207,9 +207,9 @@ def test_cli_bad_source_exits_2_and_writes_nothing(tmp_path: Path) -> None:
     assert not out.exists()
 
 
-def _doc(created: str, cut: float | None, ci: list[float | None]) -> dict[str, object]:
-    stereoset_block = {"ss_before": 60.0, "ss_after": 55.0, "ss_ci_after": [50.0, 60.0], "bias_cut_pct": cut,
-                       "bias_cut_ci": ci}  # fmt: skip
+def _doc(created: str, ss_after: float | None, ci: list[float | None]) -> dict[str, object]:
+    stereoset_block = {"ss_before": 60.0, "ss_after": ss_after, "ss_ci_after": ci, "bias_cut_pct": None,
+                       "bias_cut_ci": [None, None]}  # fmt: skip
     return {
         "created": created,
         "source": {"snapshot_id": None},
@@ -218,14 +218,14 @@ def _doc(created: str, cut: float | None, ci: list[float | None]) -> dict[str, o
     }
 
 
-def test_history_plot_draws_past_runs_and_leaves_out_undefined_cuts(tmp_path: Path) -> None:
+def test_history_plot_draws_past_runs_with_undefined_figures(tmp_path: Path) -> None:
     from vdata.pipeline.benchmark_report import history_plot
 
     history = [
-        _doc("2026-01-01T00:00:00Z", None, [None, None]),
-        _doc("2026-01-08T00:00:00Z", 20.0, [5.0, 35.0]),
+        _doc("2026-01-01T00:00:00Z", 61.0, [None, None]),
+        _doc("2026-01-08T00:00:00Z", 58.0, [52.0, 64.0]),
     ]
-    assert history_plot(history, _doc("2026-01-15T00:00:00Z", 30.0, [10.0, None]), tmp_path / "h.png")
+    assert history_plot(history, _doc("2026-01-15T00:00:00Z", 55.0, [49.0, None]), tmp_path / "h.png")
     assert (tmp_path / "h.png").read_bytes()[:4] == b"\x89PNG"
     undefined = _doc("2026-01-15T00:00:00Z", None, [None, None])
     assert not history_plot([undefined], undefined, tmp_path / "none.png")

@@ -2,8 +2,8 @@
 
 * `bias.png`: per measured category, StereoSet SS and CrowS-Pairs score before and after with 95% intervals
   (50 = unbiased);
-* `history.png` (with `--history`): each category's StereoSet |SS-50| cut over the earlier runs and this
-  one, with its paired 95% interval.
+* `history.png` (with `--history`): each category's StereoSet SS after debiasing, with its 95% interval,
+  over the earlier runs and this one (the bias cut is undefined when a base model scores exactly 50).
 """
 
 from __future__ import annotations
@@ -78,17 +78,15 @@ def bias_plot(document: dict[str, Any], details: dict[str, dict[str, Any]], path
 
 
 def history_plot(history: Sequence[dict[str, Any]], document: dict[str, Any], path: Path) -> bool:
-    """StereoSet bias cut per category over the runs (oldest first, this one last); False when no category
-    was measured in any of them."""
+    """StereoSet SS after debiasing per category over the runs (oldest first, this one last); False when no
+    category was measured in any of them."""
     runs = [*history, document]
     series: dict[str, list[tuple[int, float, list[float]]]] = {}
     for i, doc in enumerate(runs):
         for c, v in doc.get("categories", {}).items():
-            if (
-                v.get("status") == "measured" and v["stereoset"]["bias_cut_pct"] is not None
-            ):  # null: undefined
+            if v.get("status") == "measured" and v["stereoset"]["ss_after"] is not None:
                 s = v["stereoset"]
-                series.setdefault(c, []).append((i, s["bias_cut_pct"], s["bias_cut_ci"]))
+                series.setdefault(c, []).append((i, s["ss_after"], s["ss_ci_after"]))
     if not series:
         return False
     plt = _pyplot()
@@ -100,8 +98,8 @@ def history_plot(history: Sequence[dict[str, Any]], document: dict[str, Any], pa
         ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=c)
     labels = [str(d.get("source", {}).get("snapshot_id") or d.get("created", "?"))[:16] for d in runs]
     ax.set_xticks(range(len(runs)), labels, rotation=30, ha="right")
-    ax.axhline(0, color="black", linewidth=1)
-    ax.set_ylabel("StereoSet |SS-50| cut (%), paired 95% CI")
+    ax.axhline(50, color="black", linewidth=1)
+    ax.set_ylabel("StereoSet SS after debiasing (50 = unbiased), 95% CI")
     ax.set_title("Does the dataset debias? History of runs")
     ax.legend()
     fig.tight_layout()
