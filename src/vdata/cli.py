@@ -56,6 +56,8 @@ app = typer.Typer(
 
 # Stage packages, each with a `cli.register(app)`; heavy imports (torch, transformers) stay inside commands.
 STAGES = ("generate", "evaluate", "audit", "debias", "server", "pipeline")
+# Commands of the top layer in modules of their own, each with a `register(app)`.
+ENTRY_MODULES = ("vdata.pipeline.benchmark_cli",)
 
 
 def _offer_contribution(out: Path, records: Sequence[Record], quiet: bool) -> None:
@@ -103,6 +105,8 @@ for _stage in STAGES:
             raise
         continue
     _mod.register(app, **STAGE_HOOKS.get(_stage, {}))
+for _entry in ENTRY_MODULES:
+    importlib.import_module(_entry).register(app)
 
 
 def main() -> None:
