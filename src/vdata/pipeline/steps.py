@@ -110,7 +110,7 @@ class StepRunner:
             reason = str(e) if isinstance(e, UserError) else f"{type(e).__name__}: {e} (traceback in {log})"
             raise UserError(
                 f"step {step.name!r} failed: {reason}\n"
-                "Fix the cause and rerun `vdata run`: finished steps are skipped."
+                "Fix the cause and rerun the same command: finished steps are skipped."
             ) from e
         wall = time.perf_counter() - t0
         log.write_text(f"{summary}\n", encoding="utf-8")
