@@ -320,9 +320,9 @@ def main() -> None:
         limit_eval(args.eval_limit)
     args.work.mkdir(parents=True, exist_ok=True)
     ppl_texts = dh.ppl_corpus(args.data_dir)
-    base = dh.cached_eval(
-        "base", "smollm2-135m", step_args(args, args.work / f"base-{settings_key(args, None)}"), ppl_texts
-    )
+    base_dir = args.work / f"base-{settings_key(args, None)}"
+    base_dir.mkdir(exist_ok=True)
+    base = dh.cached_eval("base", "smollm2-135m", step_args(args, base_dir), ppl_texts)
     done: dict[str, dict[str, Any]] = {}
     for arm in arms:
         arm_dir = args.work / f"{arm}-{settings_key(args, arm)}"
