@@ -115,7 +115,10 @@ def parse_gen_summary(stdout: str) -> dict[str, Any]:
 
     kept = re.match(r"(\d+) of (\d+)", field("records"))
     drops_text = field("dropped")
-    drops = {k: int(v) for k, v in re.findall(r"([a-z_ -]+?) (\d+)(?:,|\)|$)", drops_text.partition("(")[2])}
+    drops = {
+        k.strip(): int(v)
+        for k, v in re.findall(r"([a-z_ -]+?) (\d+)(?:,|\)|$)", drops_text.partition("(")[2])
+    }
     requests = re.match(r"(\d+) sent", field("requests"))
     return {
         "records": int(kept.group(1)) if kept else 0,
