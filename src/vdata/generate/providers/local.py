@@ -115,8 +115,8 @@ def q8_0_copy(gguf: Path) -> Path:
 
     Q8_0 holds every Q4_1 weight to within 1/254 of its block's range, so the model is the same to
     sampling noise, and llama.cpp's CPU backend multiplies Q8_0 by whole batches (tiled GEMM) where
-    Q4_1 goes row by row: batched decoding is several times faster per token. Files without Q4_1
-    tensors are used as they are."""
+    Q4_1 goes row by row: measured on 2 cores, prompts 1.6x and generation 1.3x faster. Files without
+    Q4_1 tensors are used as they are."""
     from gguf import GGMLQuantizationType, GGUFReader, GGUFValueType, GGUFWriter
     from gguf.quants import dequantize, quantize
 
