@@ -1,27 +1,43 @@
-"""Local generation speed: tokens/s batched vs one sequence at a time, same prompts, same run.
+"""Local generation speed: tokens/s with many requests in flight vs one at a time, same run, same server.
 
-transformers (SmolLM2-135M-Instruct, float32, CPU): one `generate` call for all prompts (left padding)
-vs one call per prompt. xllamacpp (the shipped GGUF), when installed: all requests in flight at once
-(continuous batching over parallel slots) vs one after another. Tokens = generated tokens up to EOS.
+xllamacpp (the shipped GGUF, as `vdata gen` runs it: one llama.cpp context, one slot per request in
+flight, continuous batching): first every slot serves one short request (in a real run every slot
+holds the shared prompt prefix after its first request), then `--sequential` requests run one after
+another, then `--in-flight` requests run all at once. transformers (SmolLM2-135M-Instruct, float32):
+one `generate` call per prompt vs one call for all. Tokens = generated tokens (prompt tokens are
+work too, but not output).
 
-    python bench/gen_local.py [--prompts 8] [--max-tokens 64]
+The machine is shared, so besides wall-clock tokens/s the bench prints tokens per CPU-second of this
+process (all its threads): the ratio of those does not move when other processes take CPU away.
+It also measures the machine's float32 GEMM rate with the same thread count (numpy) and prints the
+fraction of it that generation reaches, with FLOPs per token = 2 x parameters (read from the GGUF;
+the tied embedding counts once, as the output projection) + attention 4 x layers x width x context.
+
+    python bench/gen_local.py [--in-flight 32] [--sequential 8] [--max-tokens 160] [--threads 0]
+                              [--backend all|xllamacpp|transformers]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import resource
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from vdata.generate.options import parse_options
 from vdata.generate.strategies import get_strategy
 from vdata.generate.templates import load_template
 
-THREADS: int | None = None
+TEMPERATURE = 0.7  # what `vdata gen` uses by default
 
 
 def prompts(n: int) -> list[list[dict[str, str]]]:
-    """Real `targeted` gender requests, as `vdata gen` sends them."""
+    """Real `targeted` gender requests, as `vdata gen` sends them (distinct term triples)."""
     options = parse_options(
         {"categories": ["gender"], "terms": {"gender": ["woman", "man", "aunt", "son", "bride"]}}
     )
@@ -30,72 +46,204 @@ def prompts(n: int) -> list[list[dict[str, str]]]:
     return [strategy.build_request(i).messages for i in range(n)]
 
 
-def row(name: str, mode: str, tokens: int, seconds: float) -> float:
-    rate = tokens / seconds
-    print(f"{name:13} {mode:16} {tokens:>7} {seconds:>8.1f} {rate:>9.1f}", flush=True)
-    return rate
+def cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
-def bench_transformers(msgs: list[list[dict[str, str]]], max_tokens: int) -> None:
+@dataclass
+class Timed:
+    tokens: int
+    prompt_tokens: int
+    wall: float
+    cpu: float
+
+    @property
+    def rate(self) -> float:
+        return self.tokens / self.wall
+
+    @property
+    def cpu_rate(self) -> float:
+        return self.tokens / self.cpu
+
+
+def timed(run: Callable[[], list[Any]]) -> Timed:
+    c0, t0 = cpu_seconds(), time.perf_counter()
+    outs = run()
+    wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+    return Timed(
+        sum(o.completion_tokens for o in outs), sum(o.prompt_tokens for o in outs), wall, max(cpu, 1e-9)
+    )
+
+
+async def timed_async(run: Callable[[], Any]) -> Timed:
+    c0, t0 = cpu_seconds(), time.perf_counter()
+    outs = await run()
+    wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+    return Timed(
+        sum(o.completion_tokens for o in outs), sum(o.prompt_tokens for o in outs), wall, max(cpu, 1e-9)
+    )
+
+
+HEADER = (
+    f"{'backend':13} {'mode':16} {'tokens':>7} {'seconds':>8} {'tokens/s':>9} {'CPU-s':>7} {'tok/CPU-s':>9}"
+)
+
+
+def row(name: str, mode: str, t: Timed) -> None:
+    print(
+        f"{name:13} {mode:16} {t.tokens:>7} {t.wall:>8.1f} {t.rate:>9.1f} {t.cpu:>7.1f} {t.cpu_rate:>9.1f}",
+        flush=True,
+    )
+
+
+def ratio_row(a: Timed, b: Timed) -> None:
+    print(
+        f"{'':13} {'speed-up':16} {'':7} {'':8} {b.rate / a.rate:>8.2f}x {'':7} {b.cpu_rate / a.cpu_rate:>8.2f}x"
+    )
+
+
+def gemm_gflops(threads: int, n: int = 1024, seconds: float = 3.0) -> tuple[float, float]:
+    """float32 GEMM GFLOP/s (wall, per CPU-second) with `threads` BLAS threads."""
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+    b = np.random.default_rng(1).standard_normal((n, n), dtype=np.float32)
+    with threadpool_limits(threads):
+        a @ b  # warm-up
+        reps, c0, t0 = 0, cpu_seconds(), time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            a @ b
+            reps += 1
+        wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+    flops = 2 * n**3 * reps / 1e9
+    return flops / wall, flops / cpu
+
+
+def model_shape(gguf: Path) -> tuple[int, int, int]:
+    """(parameters, layers, width) of a GGUF model."""
+    from gguf import GGUFReader
+
+    reader = GGUFReader(gguf)
+    arch = reader.fields["general.architecture"].contents()
+    params = sum(int(t.n_elements) for t in reader.tensors)
+    return (
+        params,
+        int(reader.fields[f"{arch}.block_count"].contents()),
+        int(reader.fields[f"{arch}.embedding_length"].contents()),
+    )
+
+
+def bench_transformers(msgs: list[list[dict[str, str]]], n_seq: int, max_tokens: int) -> None:
     from vdata.generate.providers.local import TransformersProvider
 
     provider = TransformersProvider("smollm2-135m", batch_size=len(msgs))
-    provider.generate_batch(msgs[:1], 0.0, 4, 0)  # warm-up
-    t0 = time.perf_counter()
-    single = [provider.generate_batch([m], 0.0, max_tokens, 0)[0] for m in msgs]
-    t_single = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    batched = provider.generate_batch(msgs, 0.0, max_tokens, 0)
-    t_batch = time.perf_counter() - t0
-    a = row("transformers", "one at a time", sum(c.completion_tokens for c in single), t_single)
-    b = row("transformers", f"batch of {len(msgs)}", sum(c.completion_tokens for c in batched), t_batch)
-    print(f"{'':13} {'speed-up':16} {b / a:>26.2f}x")
+    provider.generate_batch(msgs[:1], TEMPERATURE, 4, 0)  # warm-up
+    single = timed(
+        lambda: [provider.generate_batch([m], TEMPERATURE, max_tokens, 0)[0] for m in msgs[:n_seq]]
+    )
+    batched = timed(lambda: provider.generate_batch(msgs, TEMPERATURE, max_tokens, 0))
+    row("transformers", "one at a time", single)
+    row("transformers", f"batch of {len(msgs)}", batched)
+    ratio_row(single, batched)
 
 
-def bench_llamacpp(msgs: list[list[dict[str, str]]], max_tokens: int) -> float | None:
+def bench_llamacpp(
+    msgs: list[list[dict[str, str]]], n_seq: int, max_tokens: int, threads: int | None
+) -> tuple[Timed, Timed, Any] | None:
     from vdata.generate.providers.local import LlamaCppProvider, xllamacpp_available
 
     if not xllamacpp_available():
         print("xllamacpp      not installed")
         return None
-    provider = LlamaCppProvider("smollm2-135m", parallel=len(msgs), threads=THREADS)
+    n = len(msgs)
+    provider = LlamaCppProvider("smollm2-135m", parallel=n, threads=threads, max_tokens=max_tokens)
+    print(
+        f"llama.cpp: {provider.gguf.name}, {provider.parallel} slots x {provider.slot_context} tokens, "
+        f"{provider.threads} threads",
+        flush=True,
+    )
 
-    async def go() -> tuple[int, float, int, float]:
-        await provider.complete(msgs[0], temperature=0.0, max_tokens=4, seed=0)  # warm-up
-        t0 = time.perf_counter()
-        seq = [await provider.complete(m, temperature=0.0, max_tokens=max_tokens, seed=0) for m in msgs]
-        t_seq = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        par = await asyncio.gather(
-            *[provider.complete(m, temperature=0.0, max_tokens=max_tokens, seed=0) for m in msgs]
-        )
-        t_par = time.perf_counter() - t0
-        return sum(c.completion_tokens for c in seq), t_seq, sum(c.completion_tokens for c in par), t_par
+    def call(m: list[dict[str, str]], i: int, tokens: int = max_tokens) -> Any:
+        return provider.complete(m, temperature=TEMPERATURE, max_tokens=tokens, seed=i)
 
-    n_seq, t_seq, n_par, t_par = asyncio.run(go())
-    a = row("xllamacpp", "one at a time", n_seq, t_seq)
-    b = row("xllamacpp", f"{len(msgs)} in parallel", n_par, t_par)
-    print(f"{'':13} {'speed-up':16} {b / a:>26.2f}x")
-    return b
+    async def go() -> tuple[Timed, Timed]:
+        # Every slot serves one request first, as in a running `vdata gen`: the shared prompt prefix
+        # (system prompt and example) is then in each slot's cache for both modes.
+        await asyncio.gather(*[call(m, i, 1) for i, m in enumerate(prompts(2 * n)[n:])])
+
+        async def one_at_a_time() -> list[Any]:
+            return [await call(m, i) for i, m in enumerate(msgs[:n_seq])]
+
+        async def in_flight() -> list[Any]:
+            return list(await asyncio.gather(*[call(m, i) for i, m in enumerate(msgs)]))
+
+        seq = await timed_async(one_at_a_time)
+        par = await timed_async(in_flight)
+        await provider.aclose()
+        return seq, par
+
+    seq, par = asyncio.run(go())
+    row("xllamacpp", "one at a time", seq)
+    row("xllamacpp", f"{n} in flight", par)
+    ratio_row(seq, par)
+    return seq, par, provider
+
+
+def matmul_bound(par: Timed, provider: Any, threads: int) -> None:
+    params, layers, width = model_shape(provider.gguf)
+    # A generated token attends to its prompt and, on average, half of its own completion.
+    avg_context = (par.prompt_tokens + par.tokens / 2) / provider.parallel
+    per_token = 2 * params + 4 * layers * width * avg_context
+    gemm_wall, gemm_cpu = gemm_gflops(threads)
+    out_wall = par.rate * per_token / 1e9
+    out_cpu = par.cpu_rate * per_token / 1e9
+    all_cpu = (par.tokens + par.prompt_tokens) / par.cpu * per_token / 1e9
+    print(
+        f"\nmatmul bound ({threads} threads, numpy float32 1024x1024 GEMM): {gemm_wall:.1f} GFLOP/s wall, "
+        f"{gemm_cpu:.1f} GFLOP per CPU-second"
+    )
+    print(
+        f"model: {params / 1e6:.1f}M parameters, {layers} layers x {width}; FLOPs/token = 2 x params + "
+        f"4 x layers x width x {avg_context:.0f} (mean context) = {per_token / 1e6:.0f} MFLOP"
+    )
+    print(
+        f"in flight: {out_wall:.1f} GFLOP/s wall = {out_wall / gemm_wall:.0%} of the bound; "
+        f"{out_cpu:.1f} GFLOP/CPU-s = {out_cpu / gemm_cpu:.0%} "
+        f"({all_cpu / gemm_cpu:.0%} counting prompt tokens as full tokens, an upper estimate)"
+    )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--prompts", type=int, default=8)
-    ap.add_argument("--max-tokens", type=int, default=64)
-    ap.add_argument("--threads", type=int, default=0, help="torch/llama.cpp threads (0 = all cores)")
+    ap.add_argument("--in-flight", type=int, default=32, help="requests at once (= llama.cpp slots)")
+    ap.add_argument("--sequential", type=int, default=8, help="requests for the one-at-a-time figure")
+    ap.add_argument("--max-tokens", type=int, default=160)
+    ap.add_argument(
+        "--threads", type=int, default=0, help="llama.cpp/torch/BLAS threads (0 = provider default)"
+    )
+    ap.add_argument("--backend", choices=["all", "xllamacpp", "transformers"], default="all")
     args = ap.parse_args()
-    if args.threads:
-        import torch
+    from vdata.generate.providers.local import default_threads
 
-        torch.set_num_threads(args.threads)  # on a busy machine, spinning OpenMP threads starve each other
-    global THREADS
-    THREADS = args.threads or None
-    msgs = prompts(args.prompts)
-    print(f"{args.prompts} targeted prompts, greedy, max {args.max_tokens} new tokens")
-    print(f"{'backend':13} {'mode':16} {'tokens':>7} {'seconds':>8} {'tokens/s':>9}")
-    bench_transformers(msgs, args.max_tokens)
-    bench_llamacpp(msgs, args.max_tokens)
+    threads = args.threads or default_threads()
+    import torch
+
+    torch.set_num_threads(threads)  # on a busy machine, spinning OpenMP threads starve each other
+    msgs = prompts(args.in_flight)
+    print(
+        f"{args.in_flight} targeted prompts in flight, {args.sequential} one at a time, temperature "
+        f"{TEMPERATURE}, max {args.max_tokens} new tokens, {threads} threads; load {os.getloadavg()[0]:.2f}"
+    )
+    print(HEADER)
+    if args.backend in ("all", "xllamacpp"):
+        result = bench_llamacpp(msgs, args.sequential, args.max_tokens, threads)
+        if result is not None:
+            matmul_bound(result[1], result[2], threads)
+    if args.backend in ("all", "transformers"):
+        bench_transformers(msgs, args.sequential, args.max_tokens)
+    print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

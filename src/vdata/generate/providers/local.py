@@ -1,8 +1,10 @@
 """`local`: the embedded SmolLM2-135M-Instruct (or any HF causal LM / GGUF file), no key, no network.
 
 Two backends:
-* xllamacpp (when installed, for GGUF models such as the shipped SmolLM2): llama.cpp in-process with
-  `n_parallel` slots, so concurrent requests are decoded in one continuous batch.
+* xllamacpp (when installed, for GGUF models such as the shipped SmolLM2): llama.cpp in-process, one
+  context with one parallel slot per request in flight (`concurrency`), so all of them are decoded
+  together in one continuous batch. The shipped Q4_1 weights are re-encoded once to Q8_0 (cached):
+  llama.cpp multiplies Q8_0 batches with its tiled GEMM kernels, which Q4_1 lacks.
 * transformers: requests are collected into batches of up to `batch_size`, left-padded, rendered with
   the tokenizer's chat template, and generated together.
 """
@@ -11,13 +13,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import importlib.util
+import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from vdata.core.errors import UserError
+from vdata.core.io import atomic_path
+from vdata.core.paths import cache_dir
 from vdata.generate.providers.base import (
     Completion,
     Message,
@@ -29,7 +36,12 @@ from vdata.generate.providers.base import (
 )
 
 TOP_P = 0.95
-CTX_PER_SLOT = 2048
+DEFAULT_MAX_TOKENS = 160
+# Context per slot = this room for the prompt + the completion limit (the targeted prompt is ~180
+# tokens); each slot has its own KV cache, so attention only reads its own sequence.
+PROMPT_ROOM = 864
+MAX_SLOTS = 64
+N_UBATCH = 512  # tokens per forward pass: prompt chunks of new requests + one token per running slot
 
 
 def xllamacpp_available() -> bool:
@@ -67,13 +79,24 @@ def choose_backend(model: str, backend: str) -> str:
     return "transformers"
 
 
-def default_threads() -> int:
-    """All usable cores (up to 8), but one when the machine is already overloaded: llama.cpp's threads
-    meet at a barrier after every op, and when other processes keep descheduling them each barrier waits
-    a scheduler slice, which is far slower than a single thread."""
-    import os
+def physical_cores() -> int:
+    """Cores this process may run on, counting SMT siblings once (llama.cpp gains nothing from them)."""
+    cpus = os.sched_getaffinity(0)
+    cores = set()
+    for cpu in cpus:
+        siblings = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology/thread_siblings_list")
+        try:
+            cores.add(siblings.read_text().strip())
+        except OSError:
+            cores.add(str(cpu))
+    return max(1, len(cores))
 
-    cores = max(1, min(len(os.sched_getaffinity(0)), 8))
+
+def default_threads() -> int:
+    """All physical cores (up to 8), but one when the machine is already overloaded: llama.cpp's
+    threads meet at a barrier after every op, and when other processes keep descheduling them each
+    barrier waits a scheduler slice, which is far slower than a single thread."""
+    cores = min(physical_cores(), 8)
     try:
         busy = os.getloadavg()[0] > len(os.sched_getaffinity(0)) + 0.5
     except OSError:
@@ -81,32 +104,96 @@ def default_threads() -> int:
     return 1 if busy else cores
 
 
+def q8_0_path(gguf: Path) -> Path:
+    """Where the Q8_0 copy of `gguf` is cached."""
+    key = hashlib.sha256(f"{gguf.resolve()}:{gguf.stat().st_size}".encode()).hexdigest()[:12]
+    return cache_dir() / "models" / f"{gguf.stem}.{key}.q8_0.gguf"
+
+
+def q8_0_copy(gguf: Path) -> Path:
+    """`gguf` with its Q4_1 tensors re-encoded as Q8_0, written once to the cache and reused.
+
+    Q8_0 holds every Q4_1 weight to within 1/254 of its block's range, so the model is the same to
+    sampling noise, and llama.cpp's CPU backend multiplies Q8_0 by whole batches (tiled GEMM) where
+    Q4_1 goes row by row: measured on 2 cores, prompts 1.6x and generation 1.3x faster. Files without
+    Q4_1 tensors are used as they are."""
+    from gguf import GGMLQuantizationType, GGUFReader, GGUFValueType, GGUFWriter
+    from gguf.quants import dequantize, quantize
+
+    dest = q8_0_path(gguf)
+    if dest.is_file():
+        return dest
+    reader = GGUFReader(gguf)
+    if not any(t.tensor_type == GGMLQuantizationType.Q4_1 for t in reader.tensors):
+        return gguf
+    arch = reader.fields["general.architecture"].contents()
+    with atomic_path(dest) as tmp:
+        writer = GGUFWriter(tmp, arch)
+        for field in reader.fields.values():
+            if field.name.startswith("GGUF.") or field.name == "general.architecture":
+                continue
+            kind = field.types[0]
+            sub = field.types[-1] if kind == GGUFValueType.ARRAY else None
+            writer.add_key_value(field.name, field.contents(), kind, sub)
+        for t in reader.tensors:
+            if t.tensor_type == GGMLQuantizationType.Q4_1:
+                data = quantize(dequantize(t.data, t.tensor_type), GGMLQuantizationType.Q8_0)
+                writer.add_tensor(t.name, data, raw_dtype=GGMLQuantizationType.Q8_0)
+            else:
+                writer.add_tensor(t.name, t.data, raw_dtype=t.tensor_type)
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
+    return dest
+
+
 class LlamaCppProvider(Provider):
-    """llama.cpp via xllamacpp's in-process server API; blocking calls run in worker threads."""
+    """llama.cpp via xllamacpp's in-process server: one context, `parallel` slots decoded together.
+
+    Each request blocks a worker thread (the call releases the GIL) until its slot finishes, so the
+    provider owns a pool with one thread per slot: asyncio's default pool has only cores + 4 threads,
+    which would cap the requests in flight far below the slots."""
 
     name = "local"
 
-    def __init__(self, model: str, parallel: int = 4, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        model: str,
+        parallel: int = 8,
+        threads: int | None = None,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
+        requantize: bool = True,
+    ) -> None:
         super().__init__(model)
+        if not 1 <= parallel <= MAX_SLOTS:
+            raise UserError(f"llama.cpp parallel slots must be 1..{MAX_SLOTS}, got {parallel}")
 
         import xllamacpp as xlc
 
         gguf = gguf_for(model)
         assert gguf is not None
-        self.gguf = gguf
+        self.gguf = q8_0_copy(gguf) if requantize else gguf
         params = xlc.CommonParams()
-        params.model.path = str(gguf)
-        params.n_parallel = max(1, parallel)
-        params.n_ctx = CTX_PER_SLOT * params.n_parallel
-        n_threads = threads or default_threads()
+        params.model.path = str(self.gguf)
+        params.n_parallel = parallel
+        per_slot = -(-(PROMPT_ROOM + max_tokens) // 256) * 256
+        params.n_ctx = per_slot * parallel
+        params.kv_unified = False  # per-slot caches: attention never scans the other slots' tokens
+        params.n_batch = max(N_UBATCH, parallel)
+        params.n_ubatch = max(N_UBATCH, parallel)
+        self.threads = threads or default_threads()
         for cpu in (params.cpuparams, params.cpuparams_batch):
-            cpu.n_threads = n_threads
+            cpu.n_threads = self.threads
             # No busy-polling between steps: on a shared machine spinning threads starve each other.
             cpu.poll = 0
         params.verbosity = -1  # llama.cpp logs are noise for `vdata gen` users
         params.warmup = False
+        self.parallel = parallel
+        self.slot_context = per_slot
         self.server = xlc.Server(params)
-        self._slots = asyncio.Semaphore(params.n_parallel)
+        self._pool = ThreadPoolExecutor(parallel, thread_name_prefix="llama-slot")
+        self._slots = asyncio.Semaphore(parallel)
 
     def identity(self) -> dict[str, Any]:
         return {"provider": self.name, "model": self.model, "backend": "xllamacpp", "gguf": self.gguf.name}
@@ -124,12 +211,18 @@ class LlamaCppProvider(Provider):
             body["seed"] = seed & 0xFFFFFFFF
         async with self._slots:
             try:
-                resp = await asyncio.to_thread(self.server.handle_chat_completions, body)
+                resp = await asyncio.get_running_loop().run_in_executor(
+                    self._pool, self.server.handle_chat_completions, body
+                )
             except ValueError as e:
                 raise ProviderError(f"llama.cpp rejected the request: {e}", retryable=False) from None
         if not isinstance(resp, dict) or "choices" not in resp:
             msg = resp.get("error", resp) if isinstance(resp, dict) else resp
-            raise ProviderError(f"llama.cpp error: {str(msg)[:300]}", retryable=False)
+            raise ProviderError(
+                f"llama.cpp error: {str(msg)[:300]} (each request has {self.slot_context} tokens of "
+                "context for prompt + completion; lower max_tokens if it ran out)",
+                retryable=False,
+            )
         usage = resp.get("usage") or {}
         choice = resp["choices"][0]
         return Completion(
@@ -141,6 +234,7 @@ class LlamaCppProvider(Provider):
         )
 
     async def aclose(self) -> None:
+        self._pool.shutdown(wait=True)
         self.server = None  # the server stops when collected
 
 
@@ -285,7 +379,11 @@ class TransformersProvider(Provider):
 def _make(options: ProviderOptions, api_key: str | None) -> Provider:
     assert options.model is not None  # filled with the default model by the options
     if choose_backend(options.model, options.backend) == "xllamacpp":
-        return LlamaCppProvider(options.model, parallel=min(options.concurrency, 8))
+        # One slot per request in flight; the completion limit sizes each slot's context.
+        max_tokens = getattr(options, "max_tokens", None) or DEFAULT_MAX_TOKENS
+        return LlamaCppProvider(
+            options.model, parallel=min(options.concurrency, MAX_SLOTS), max_tokens=max_tokens
+        )
     return TransformersProvider(options.model, batch_size=options.batch_size)
 
 
