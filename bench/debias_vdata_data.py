@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import random
-import re
 import subprocess
 import sys
 import time
@@ -67,7 +66,7 @@ def vdata_command() -> list[str]:
 
 def run_vdata(args: list[str], log: Path) -> float:
     """Run `vdata ARGS`, appending its output to `log`; returns the wall seconds. Fails loudly."""
-    env = {**os.environ, "COLUMNS": "200", "VDATA_CONTRIBUTE": "never"}
+    env = {**os.environ, "VDATA_CONTRIBUTE": "never"}
     t0 = time.perf_counter()
     r = subprocess.run([*vdata_command(), *args], capture_output=True, text=True, env=env)
     seconds = time.perf_counter() - t0
@@ -76,12 +75,6 @@ def run_vdata(args: list[str], log: Path) -> float:
     if r.returncode != 0:
         raise SystemExit(f"vdata {args[0]} failed (exit {r.returncode}); see {log}:\n{r.stderr[-2000:]}")
     return seconds
-
-
-def gen_has_gate() -> bool:
-    """Whether this vdata's `vdata gen` knows the `verify` option (the gate)."""
-    r = subprocess.run([*vdata_command(), "schema", "gen"], capture_output=True, text=True, check=True)
-    return "verify" in json.loads(r.stdout).get("properties", {})
 
 
 def han_records(data_dir: Path, limit: int) -> list[Record]:
@@ -104,28 +97,6 @@ def han_records(data_dir: Path, limit: int) -> list[Record]:
                     )
                 )
     return out[:limit]
-
-
-def parse_gen_summary(stdout: str) -> dict[str, Any]:
-    """Records, drops by reason, requests and tokens from `vdata gen`'s summary table."""
-
-    def field(name: str) -> str:
-        m = re.search(rf"^\W*{name}\W+(.*?)\W*$", stdout, re.MULTILINE)
-        return m.group(1) if m else ""
-
-    kept = re.match(r"(\d+) of (\d+)", field("records"))
-    drops_text = field("dropped")
-    drops = {
-        k.strip(): int(v)
-        for k, v in re.findall(r"([a-z_ -]+?) (\d+)(?:,|\)|$)", drops_text.partition("(")[2])
-    }
-    requests = re.match(r"(\d+) sent", field("requests"))
-    return {
-        "records": int(kept.group(1)) if kept else 0,
-        "drops": drops,
-        "requests": int(requests.group(1)) if requests else 0,
-        "tokens": field("tokens"),
-    }
 
 
 def rejected_reasons(path: Path) -> dict[str, int]:
@@ -161,22 +132,25 @@ def make_data(arm: str, arm_dir: Path, args: argparse.Namespace) -> dict[str, An
             meta["drops"] = rejected_reasons(rejected)
     else:
         options = {**GEN_OPTIONS, "count": args.records, "verify": arm == "b", **args.gen_options}
-        if not gen_has_gate():
-            if options["verify"]:
-                raise SystemExit(f"[{arm}] this vdata's `vdata gen` has no `verify` option (the gate)")
-            del options["verify"]  # before the gate existed every run was ungated
         opts = arm_dir / "options.json"
         opts.write_text(json.dumps(options, indent=2), encoding="utf-8")
         # `vdata gen` resumes from its journal; the wall time of interrupted attempts is kept beside it.
         spent_path = arm_dir / "gen-seconds.json"
         spent = json.loads(spent_path.read_text()) if spent_path.exists() else 0.0
-        before = log.stat().st_size if log.exists() else 0
+        summary_path = arm_dir / "gen-summary.json"
         try:
-            spent += run_vdata(["gen", str(data), str(opts)], log)
+            spent += run_vdata(["gen", str(data), str(opts), "--summary", str(summary_path)], log)
         finally:
             spent_path.write_text(json.dumps(spent))
-        summary = parse_gen_summary(log.read_text(encoding="utf-8")[before:])
-        meta.update(seconds=spent, options=options, **summary)
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+        meta.update(
+            seconds=spent,
+            options=options,
+            records=summary["records"],
+            drops=summary["drops"],
+            requests=summary["requests"],
+            tokens=summary["prompt_tokens"] + summary["completion_tokens"],
+        )
         meta["candidates"] = summary["records"] + sum(summary["drops"].values())
     meta["records"] = sum(1 for line in data.read_text(encoding="utf-8").splitlines() if line.strip())
     write_json_atomic(meta_path, meta)

@@ -115,7 +115,19 @@ def test_gen_cli_gates_with_the_model_judge_and_writes_rejected(stub, tmp_path: 
     )
     out, rejected = tmp_path / "out.jsonl", tmp_path / "rejected.jsonl"
     env = {**os.environ, "VDATA_CACHE_DIR": str(tmp_path / "cache"), "VDATA_CONTRIBUTE": "never"}
-    r = vdata("gen", str(out), str(opts), "-k", "k", "--rejected", str(rejected), env=env)
+    summary_file = tmp_path / "summary.json"
+    r = vdata(
+        "gen",
+        str(out),
+        str(opts),
+        "-k",
+        "k",
+        "--rejected",
+        str(rejected),
+        "--summary",
+        str(summary_file),
+        env=env,
+    )
     assert r.returncode == 0, r.stderr
     records = read_records(out)
     assert len(records) == 8
@@ -129,6 +141,10 @@ def test_gen_cli_gates_with_the_model_judge_and_writes_rejected(stub, tmp_path: 
         row["checks"][-1]["pass"] is False and row["checks"][-1]["value"]["delta"] <= 0 for row in rows
     )
     assert f"gate/counter_stereotype {len(rows)}" in r.stdout
+    summary = json.loads(summary_file.read_text(encoding="utf-8"))
+    assert summary["records"] == 8 and summary["complete"] is True
+    assert summary["drops"]["gate/counter_stereotype"] == len(rows)
+    assert summary["gate"]["checked"] == summary["gate"]["passed"] + len(rows)
     assert f"{len(rows)} dropped candidates written to" in r.stdout and "ms per candidate" in r.stdout
 
 

@@ -89,18 +89,21 @@ def run_gen(
     quiet: bool = False,
     after_generate: AfterGenerate | None = None,
     rejected: Path | None = None,
+    summary_file: Path | None = None,
 ) -> Summary:
     """`vdata gen` with its UI: progress bar and warnings on stderr, the summary table on stdout, then
-    `after_generate` (unless nothing was written). `rejected`: where the gate's dropped candidates go."""
+    `after_generate` (unless nothing was written). `rejected`: where the gate's dropped candidates go;
+    `summary_file`: the summary as JSON, for scripts."""
     from rich.console import Console
 
-    from vdata.core.io import check_writable
+    from vdata.core.io import check_writable, write_json_atomic
     from vdata.core.progress import progress_factory
     from vdata.generate.engine import generate
     from vdata.generate.verify.command import write_rejected
 
-    if rejected is not None:
-        check_writable(rejected)
+    for path in (rejected, summary_file):
+        if path is not None:
+            check_writable(path)
 
     err = Console(stderr=True)
 
@@ -116,6 +119,8 @@ def run_gen(
     )
     if rejected is not None:
         write_rejected(summary.rejected, rejected)
+    if summary_file is not None:
+        write_json_atomic(summary_file, summary.to_dict())
     if not quiet:
         print_summary(Console(), summary)
         if rejected is not None:
@@ -216,6 +221,12 @@ def register(app: typer.Typer, *, after_generate: AfterGenerate | None = None) -
             metavar="FILE",
             help="Write the candidates the gate dropped (JSONL, with reasons).",
         ),
+        summary_file: Path | None = typer.Option(
+            None,
+            "--summary",
+            metavar="FILE.json",
+            help="Also write the run's summary as JSON (records, drops by reason, tokens, cost, gate).",
+        ),
     ) -> None:
         from vdata.generate.options import load_options
 
@@ -226,6 +237,7 @@ def register(app: typer.Typer, *, after_generate: AfterGenerate | None = None) -
             quiet=quiet,
             after_generate=after_generate,
             rejected=rejected,
+            summary_file=summary_file,
         )
         if not summary.complete:
             raise typer.Exit(1)

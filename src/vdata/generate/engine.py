@@ -47,8 +47,6 @@ from vdata.generate.strategies import GenRequest, RunState, Strategy, get_strate
 from vdata.generate.summary import Summary
 from vdata.generate.templates import Message, load_template, messages_sha256
 from vdata.generate.verify import enabled_checks, verify_records
-from vdata.generate.verify.judge import load_judge
-from vdata.lm.models import DEFAULT_MODEL
 
 JOURNAL_FLUSH_S = 0.5
 JOURNAL_FLUSH_RECORDS = 256
@@ -465,6 +463,9 @@ def prepare_gate(options: GenOptions) -> float:
     if not any(spec.family == "model" for spec in specs):
         return 0.0
     started = time.monotonic()
+    from vdata.generate.verify.judge import load_judge
+    from vdata.lm.models import DEFAULT_MODEL
+
     load_judge(options.judge_model or DEFAULT_MODEL)
     return time.monotonic() - started
 

@@ -113,7 +113,9 @@ class GenOptions(StageSettings):
     seed: int = Field(
         0, description="Base seed; request i uses seed + i, so a rerun asks the same questions."
     )
-    concurrency: int = Field(8, ge=1, le=4096, description="Requests in flight at once.")
+    concurrency: int = Field(
+        8, ge=1, le=4096, description="Requests in flight at once (default: the provider's; local: 32)."
+    )
     rate_limit: RateLimit = Field(default_factory=RateLimit)
     budget_usd: float | None = Field(None, gt=0, description="Stop cleanly before spending more than this.")
     prices: dict[str, Price] = Field(
@@ -200,7 +202,7 @@ class GenOptions(StageSettings):
     @model_validator(mode="before")
     @classmethod
     def _provider_defaults(cls, data: Any) -> Any:
-        """Unset model, per_request and max_tokens take the provider's defaults (filled before
+        """Unset model, per_request, max_tokens and concurrency take the provider's defaults (filled before
         validation, so they are checked like given values)."""
         if not isinstance(data, dict):
             return data
@@ -212,6 +214,7 @@ class GenOptions(StageSettings):
             "model": spec.default_model,
             "per_request": spec.default_per_request,
             "max_tokens": spec.default_max_tokens,
+            "concurrency": spec.default_concurrency,
         }
         return {**data, **{k: v for k, v in defaults.items() if data.get(k) is None}}
 

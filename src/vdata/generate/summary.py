@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from vdata.core.records import Record
 from vdata.generate.verify import Rejected
@@ -45,3 +46,35 @@ class Summary:
     @property
     def complete(self) -> bool:
         return self.records >= self.wanted
+
+    def to_dict(self) -> dict[str, Any]:
+        """The figures as plain JSON values (`vdata gen --summary FILE.json`), drops by reason."""
+        return {
+            "out": str(self.out),
+            "wanted": self.wanted,
+            "records": self.records,
+            "complete": self.complete,
+            "resumed": self.resumed,
+            "drops": dict(self.drops.most_common()),
+            "requests": self.requests,
+            "cached": self.cached,
+            "failed": self.failed,
+            "retries": self.retries,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "cost_usd": self.cost_usd,
+            "seconds": round(self.seconds, 3),
+            "stop_reason": self.stop_reason,
+            "errors": dict(self.errors),
+            "batch": {
+                "jobs": self.batch_jobs,
+                "jobs_resumed": self.batch_jobs_resumed,
+                "requests": self.batch_requests,
+            },
+            "gate": {
+                "checked": self.gated,
+                "passed": self.gated - len(self.rejected),
+                "seconds": round(self.gate_seconds, 3),
+                "judge_load_seconds": round(self.judge_load_seconds, 3),
+            },
+        }

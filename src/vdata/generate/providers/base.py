@@ -84,6 +84,8 @@ class ProviderOptions(Protocol):
     def concurrency(self) -> int: ...
     @property
     def batch_size(self) -> int: ...
+    @property
+    def max_tokens(self) -> int | None: ...
 
 
 # factory(options, api_key) -> a provider; the model is already filled in (the spec's default if unset).
@@ -109,6 +111,7 @@ class ProviderSpec:
     free: bool = False  # no token price (runs on this machine)
     default_per_request: int = 10
     default_max_tokens: int = 1500
+    default_concurrency: int = 8  # requests in flight when the options give none
 
 
 PROVIDERS: Registry[ProviderSpec] = Registry("provider", "vdata.generate.providers")

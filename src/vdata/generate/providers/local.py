@@ -380,7 +380,7 @@ def _make(options: ProviderOptions, api_key: str | None) -> Provider:
     assert options.model is not None  # filled with the default model by the options
     if choose_backend(options.model, options.backend) == "xllamacpp":
         # One slot per request in flight; the completion limit sizes each slot's context.
-        max_tokens = getattr(options, "max_tokens", None) or DEFAULT_MAX_TOKENS
+        max_tokens = options.max_tokens or DEFAULT_MAX_TOKENS
         return LlamaCppProvider(
             options.model, parallel=min(options.concurrency, MAX_SLOTS), max_tokens=max_tokens
         )
@@ -400,5 +400,7 @@ register_provider(
         free=True,
         default_per_request=3,
         default_max_tokens=160,
+        # One llama.cpp slot per request in flight, all decoded together: 8 would leave batching unused.
+        default_concurrency=32,
     )
 )

@@ -6,14 +6,15 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vdata.core.progress import ProgressFactory, no_progress
 from vdata.core.records import Record
-from vdata.generate.verify.judge import ModelJudge, load_judge
 from vdata.generate.verify.registry import CHECKS, CheckContext, CheckSpec, LlmAsk
 from vdata.generate.verify.settings import VerifySettings
-from vdata.lm.models import DEFAULT_MODEL
+
+if TYPE_CHECKING:  # the judge (and the model API under it) loads only when a gate runs: `vdata serve` imports none
+    from vdata.generate.verify.judge import ModelJudge
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,9 @@ def verify_records(
     specs = enabled_checks(settings)
 
     def load() -> ModelJudge:
+        from vdata.generate.verify.judge import ModelJudge, load_judge
+        from vdata.lm.models import DEFAULT_MODEL
+
         return judge if isinstance(judge, ModelJudge) else load_judge(judge or DEFAULT_MODEL)
 
     ctx = CheckContext(settings=settings, judge_loader=load, ask=ask)
