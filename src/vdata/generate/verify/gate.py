@@ -13,7 +13,8 @@ from vdata.core.records import Record
 from vdata.generate.verify.registry import CHECKS, CheckContext, CheckSpec, LlmAsk
 from vdata.generate.verify.settings import VerifySettings
 
-if TYPE_CHECKING:  # the judge (and the model API under it) loads only when a gate runs: `vdata serve` imports none
+# The judge (and the model API under it) loads only when a gate runs: `vdata serve` imports neither.
+if TYPE_CHECKING:
     from vdata.generate.verify.judge import ModelJudge
 
 
