@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from vdata.audit.partial import HYGIENE_KEYS
 from vdata.core.io import atomic_path
 
 
@@ -75,14 +76,7 @@ def plot_all(reports: dict[str, dict[str, Any]], out_dir: Path) -> list[str]:
         save(fig, "groups.png")
 
     # Hygiene counts as a share of records.
-    keys = [
-        "exact_duplicates",
-        "near_duplicates",
-        "refusals",
-        "malformed",
-        "benchmark_overlap",
-        "other_language",
-    ]
+    keys = list(HYGIENE_KEYS)
     fig, ax = plt.subplots(figsize=(8, 4))
     x = np.arange(len(keys))
     for k, label in enumerate(labels):

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from vdata import __version__
+from vdata.audit.partial import HYGIENE_KEYS
 from vdata.audit.run import run_audit
 from vdata.audit.settings import AuditSettings
 from vdata.core.benchdata import locate
@@ -347,15 +348,7 @@ def versions() -> dict[str, str]:
     }
 
 
-HYGIENE_COUNTS = (
-    "exact_duplicates",
-    "near_duplicates",
-    "refusals",
-    "malformed",
-    "benchmark_overlap",
-    "other_language",
-    "removable",
-)
+HYGIENE_COUNTS = (*HYGIENE_KEYS, "removable")
 
 
 def audit_figures(report: dict[str, Any]) -> dict[str, Any]:
