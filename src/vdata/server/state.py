@@ -13,6 +13,7 @@ from vdata.core.ratelimit import KeyedTokenBuckets
 from vdata.server.gate_worker import GateQueue
 from vdata.server.periodic import PeriodicSnapshots
 from vdata.server.pgread import AsyncReadPool
+from vdata.server.query import QueryResult, check_sql, run_postgres, run_sqlite
 from vdata.server.replica import ReadReplica
 from vdata.server.settings import ServerSettings
 
@@ -44,6 +45,24 @@ class ServerState:
         if self.replica is None:
             return fetch(self.engine, *args)
         return self.replica.run(fetch, *args)
+
+    def run_live_query(self, sql: str) -> QueryResult:
+        """One read-only query over the public views of the live database (GET /v1/query, the /sql page);
+        raises QueryRefused with the reason."""
+        settings = self.settings
+        check_sql(sql, "sqlite" if settings.is_sqlite else "postgres")
+        if settings.is_sqlite:
+            path = self.engine.url.database or ""
+            return run_sqlite(path, sql, settings.query_timeout_s, settings.query_row_limit)
+        return self.read(
+            lambda engine: run_postgres(
+                engine.raw_connection,
+                sql,
+                settings.query_timeout_s,
+                settings.query_row_limit,
+                self.query_role,
+            )
+        )
 
     def async_read_pool(self) -> AsyncReadPool | None:
         """The async pool for GET /v1/records: the replica's while it keeps up, else the primary's."""

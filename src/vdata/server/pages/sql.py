@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
 from vdata.server.pages.render import render
-from vdata.server.query import MAX_SQL_CHARS, QueryRefused, QueryResult, check_sql, run_postgres, run_sqlite
+from vdata.server.query import MAX_SQL_CHARS, QueryRefused, QueryResult
 from vdata.server.state import ServerState
 
 EXAMPLES: tuple[tuple[str, str], ...] = (
@@ -33,24 +33,6 @@ EXAMPLES: tuple[tuple[str, str], ...] = (
 SHOWN_ROWS = 1000  # rows drawn in the page; the downloads carry up to the server's row limit
 
 
-def run_public_query(state: ServerState, sql: str) -> QueryResult:
-    """One query over the public views, exactly as GET /v1/query runs it; QueryRefused says why not."""
-    settings = state.settings
-    check_sql(sql, "sqlite" if settings.is_sqlite else "postgres")
-    if settings.is_sqlite:
-        path = state.engine.url.database or ""
-        return run_sqlite(path, sql, settings.query_timeout_s, settings.query_row_limit)
-    return state.read(
-        lambda engine: run_postgres(
-            engine.raw_connection,
-            sql,
-            settings.query_timeout_s,
-            settings.query_row_limit,
-            state.query_role,
-        )
-    )
-
-
 async def sql_page(request: Request) -> HTMLResponse:
     state: ServerState = request.app.state.vdata
     sql = request.query_params.get("q") or ""
@@ -58,7 +40,7 @@ async def sql_page(request: Request) -> HTMLResponse:
     refused: str | None = None
     if sql.strip():
         try:
-            result = await run_in_threadpool(run_public_query, state, sql)
+            result = await run_in_threadpool(state.run_live_query, sql)
         except QueryRefused as e:
             refused = str(e)
     return render(

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Response
 
-from vdata.server.query import QueryRefused, check_sql, run_postgres, run_sqlite
+from vdata.server.query import QueryRefused
 from vdata.server.query_snapshot import latest_snapshot, run_duckdb
 from vdata.server.responses import Format, json_response, table_response
 from vdata.server.state import State
@@ -33,21 +33,8 @@ def query(
             snapshot_id, watermark, files = latest_snapshot(settings.snapshots_dir)
             covers = {"snapshot": snapshot_id, "approved_until": watermark}
             result = run_duckdb(files, sql, settings.query_timeout_s, settings.query_row_limit)
-        elif settings.is_sqlite:
-            check_sql(sql, "sqlite")
-            path = state.engine.url.database or ""
-            result = run_sqlite(path, sql, settings.query_timeout_s, settings.query_row_limit)
         else:
-            check_sql(sql, "postgres")
-            result = state.read(
-                lambda engine: run_postgres(
-                    engine.raw_connection,
-                    sql,
-                    settings.query_timeout_s,
-                    settings.query_row_limit,
-                    state.query_role,
-                )
-            )
+            result = state.run_live_query(sql)
     except QueryRefused as e:
         raise HTTPException(400, str(e)) from None
     headers = {"X-Truncated": "true"} if result.truncated else {}
