@@ -216,7 +216,7 @@ def test_reads_follow_the_replica_and_fall_back_to_the_primary(
         # monitor can call it healthy before that replay, i.e. a read staler than max_lag_s right after a
         # restart, is an open question: under heavy load this assertion failed without the wait.)
         wait_replayed(primary_url, replica_url)
-        assert ids() == {first, second, third}
+        wait_for(lambda: ids() == {first, second, third}, "complete reads from the returned replica")
     finally:
         logger.removeHandler(events)
         logger.setLevel(previous_level)
