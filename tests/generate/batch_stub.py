@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from email.parser import BytesParser
 from typing import Any
 
-from generate.stub_server import StubServer, reply_for
+from generate.stub_server import StubServer, read_request, reply_for
 
 OPENAI_STATES = {
     "ok": ["validating", "in_progress", "finalizing", "completed"],
@@ -117,16 +117,7 @@ class BatchStub:
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                lines = head.decode("latin-1").split("\r\n")
-                method, path, _ = lines[0].split(" ", 2)
-                headers = {
-                    k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)
-                }
-                for auth in ("authorization", "x-goog-api-key"):
-                    if auth in headers:
-                        self.authorizations.add(headers[auth])
-                body = await reader.readexactly(int(headers.get("content-length", "0")))
+                method, path, headers, body = await read_request(reader, self.authorizations)
                 with self._lock:
                     status, payload, ctype = self._route(method, path.split("?")[0], headers, body)
                 head_out = (

@@ -58,6 +58,22 @@ class StubConfig:
     timeout_hang_s: float = 30.0
 
 
+async def read_request(
+    reader: asyncio.StreamReader, authorizations: set[str]
+) -> tuple[str, str, dict[str, str], bytes]:
+    """One HTTP/1.1 request off a keep-alive connection: method, path, lower-cased headers, body; the API
+    keys it carried (OpenAI's bearer, Gemini's header) are added to `authorizations`."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    method, path, _ = lines[0].split(" ", 2)
+    headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
+    for auth_header in ("authorization", "x-goog-api-key"):
+        if auth_header in headers:
+            authorizations.add(headers[auth_header])
+    body = await reader.readexactly(int(headers.get("content-length", "0")))
+    return method, path, headers, body
+
+
 def _n_asked(text: str) -> int:
     m = re.search(r"Write (\d+) sentences", text)
     return int(m.group(1)) if m else 3
@@ -206,16 +222,7 @@ class StubServer:
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                lines = head.decode("latin-1").split("\r\n")
-                _method, path, _ = lines[0].split(" ", 2)
-                headers = {
-                    k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)
-                }
-                for auth_header in ("authorization", "x-goog-api-key"):
-                    if auth_header in headers:
-                        self.authorizations.add(headers[auth_header])
-                body = await reader.readexactly(int(headers.get("content-length", "0")))
+                _method, path, headers, body = await read_request(reader, self.authorizations)
                 self.last_request = (path, headers, body)
                 await self._handle_one(writer, path, body)
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError, ValueError):
