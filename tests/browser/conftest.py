@@ -44,18 +44,27 @@ def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[s
 
 
 @pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def live_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """VDATA_HOME of the live server; its database is `live_db_url`."""
+    return tmp_path_factory.mktemp("browser-server")
+
+
+@pytest.fixture(scope="session")
+def live_db_url(live_home: Path) -> str:
+    return f"sqlite:///{live_home / 'vdata.db'}"
+
+
+@pytest.fixture(scope="session")
+def live_server(live_home: Path, live_db_url: str) -> Iterator[str]:
     """`vdata serve` on a fresh SQLite database, as a user would start it; yields its base URL."""
-    home = tmp_path_factory.mktemp("browser-server")
+    home = live_home
     # Counts recomputed on every page (no cache), so that pages show the data a test just seeded.
     env = os.environ | {
         "VDATA_HOME": str(home),
         "VDATA_MODERATOR_TOKEN": "browser-test-token",
         "VDATA_COUNT_CACHE_S": "0",
     }
-    process, url = start_serve(
-        [sys.executable, "-m", "vdata.cli"], f"sqlite:///{home / 'vdata.db'}", env, log=home / "serve.log"
-    )
+    process, url = start_serve([sys.executable, "-m", "vdata.cli"], live_db_url, env, log=home / "serve.log")
     try:
         yield url
     finally:

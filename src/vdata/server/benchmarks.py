@@ -240,6 +240,8 @@ def history_chart(entries: list[dict[str, Any]], width: int = 640, height: int =
     categories = sorted(
         {name for e in runs for name, c in e["categories"].items() if c["status"] == "measured"}
     )
+    # Series side by side around each run's x, so that whiskers of one run do not hide each other.
+    dodge = min(6.0, step / (2 * max(len(categories), 1)))
     series = []
     for k, name in enumerate(categories):
         points = []
@@ -247,7 +249,7 @@ def history_chart(entries: list[dict[str, Any]], width: int = 640, height: int =
             c = e["categories"].get(name)
             if not c or c["status"] != "measured" or c["bias_cut_pct"] is None:
                 continue
-            x = round(pad + (i + 0.5) * step, 1)
+            x = round(pad + (i + 0.5) * step + (k - (len(categories) - 1) / 2) * dodge, 1)
             ci = c["bias_cut_ci"]
             points.append(
                 {
@@ -272,7 +274,9 @@ def history_chart(entries: list[dict[str, Any]], width: int = 640, height: int =
         "width": width,
         "height": height,
         "series": series,
-        "runs": [e["created"][:10] for e in runs],
+        "runs": [
+            {"x": round(pad + (i + 0.5) * step, 1), "date": e["created"][:10]} for i, e in enumerate(runs)
+        ],
         "zero": y(0.0),
         "low": low,
         "high": high,
