@@ -63,12 +63,22 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "balanced": {"balance_groups": 1},
     "anchor-kl": {"group_kl": 1.0},
     "balanced+kl": {"balance_groups": 1, "group_kl": 1.0},
+    "balanced-ref+kl": {"balance_groups": 1, "group_kl": 1.0, "balance_terms": "{reference}"},
     "attribute": {"objective": "attribute"},
     "attribute+balanced+kl": {"objective": "attribute", "balance_groups": 1, "group_kl": 1.0},
     "cda": {"cda": ["{category}"]},
     "mask": {"mitigation": ["mask"]},
     "lr1e-4": {"lr": 1e-4},
     "lora": {"method": "lora", "lora_r": 16},
+}
+# `balance_terms` of "balanced-ref": the group the benchmarks compare the data's groups with, which the data
+# itself hardly names (Han et al.'s race data names 151 groups, "white" 5 times; CrowS-Pairs race names
+# "white" in 243 of 516 less-stereotyping sentences; religion: "Christian(s)" in about half of its 105). Gender's targets
+# are all in the CDA word lists, whose swap already names the counterpart: the setting is balanced+kl there.
+REFERENCE_GROUPS: dict[str, list[str]] = {
+    "gender": [],
+    "race": ["white", "Caucasian"],
+    "religion": ["Christian", "Christianity"],
 }
 SEED = 0
 RESAMPLES = 1000
@@ -86,6 +96,8 @@ def han_files(category: str, data_dir: Path) -> list[str]:
 
 def setting_options(category: str, name: str) -> dict[str, Any]:
     def fill(v: Any) -> Any:
+        if v == "{reference}":
+            return REFERENCE_GROUPS[category]
         if isinstance(v, str):
             return v.replace("{category}", category)
         if isinstance(v, list):
@@ -303,6 +315,8 @@ def run_grid(args: argparse.Namespace) -> None:
         write_report(args)
         data = han_files(category, args.data_dir)
         for name in args.settings:
+            if setting_options(category, name).get("balance_terms") == []:
+                continue  # no reference group named: the same run as without it
             out = run_dir(args.work, category, name, data, args.data_dir)
             if (out / "eval.json").exists():
                 continue

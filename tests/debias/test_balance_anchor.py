@@ -70,6 +70,37 @@ def test_balance_evens_out_how_often_each_group_is_named() -> None:
     assert len(set(counts.values())) == 1 and sum(counts.values()) == 4 * len(examples)
 
 
+def test_balance_terms_name_the_counterpart_groups_the_data_leaves_out() -> None:
+    examples = [
+        Example("Scottish people are inventive.", "Scottish", "inventive"),
+        Example("A Thai cook is careful.", "Thai", "careful"),
+        Example("The woman was stoic.", "woman", "stoic"),
+    ]
+    out = balance_groups(examples, 1, WORD_LISTS, seed=0, counterpart_terms=["white", "Asian"])
+    assert out[1].text in {"White people are inventive.", "Asian people are inventive."}
+    assert out[1].target in {"white", "Asian"} and out[1].attribute == "inventive"
+    assert out[3].text in {"A white cook is careful.", "An Asian cook is careful."}
+    assert out[5].text == "The man was stoic."  # a word-list target still gets its CDA swap
+    # every sentence with a term of its own is balanced against the given groups only
+    many = [Example(f"The {t} visitor was kind.", t, "kind") for t in ("Arab", "Basque", "Maori") * 20]
+    targets = {e.target for e in balance_groups(many, 1, None, seed=0, counterpart_terms=["white"])}
+    assert targets == {"Arab", "Basque", "Maori", "white"}
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        ({"balance_terms": "white"}, "needs --balance-groups N"),
+        ({"balance_groups": 1, "balance_terms": ["white", " "]}, "has an empty term"),
+    ],
+)
+def test_balance_terms_errors(flags: dict[str, Any], message: str) -> None:
+    with pytest.raises(UserError, match=message):
+        validate_settings(
+            DebiasSettings, {"model": "m", "data": ["d.json"], "out": "o", **flags}, source="vdata debias"
+        )
+
+
 def test_anchor_terms_and_sentences() -> None:
     examples = [
         Example("The woman was stoic.", "woman", "stoic"),

@@ -65,6 +65,7 @@ def register(app: typer.Typer) -> None:
         kl_coef: float = _option("kl_coef"),
         synthetic_weight: float = _option("synthetic_weight"),
         balance_groups: int = _option("balance_groups"),
+        balance_terms: str | None = _option("balance_terms"),
         group_kl: float = _option("group_kl"),
         epochs: int = _option("epochs"),
         batch_size: int = _option("batch_size"),

@@ -101,8 +101,10 @@ def split_examples(data: TrainingData, s: DebiasSettings) -> tuple[list[Example]
     mixed = mix(data.synthetic, data.original, s.bias_ratio, s.seed)
     train, val = split_heldout(mixed, s.val_fraction, s.seed)
     if s.balance_groups:
-        train = balance_groups(train, s.balance_groups, data.word_lists, s.seed, s.cda_mode)
-        val = balance_groups(val, s.balance_groups, data.word_lists, s.seed + VAL_CDA_SEED_OFFSET, s.cda_mode)
+        terms = s.balance_terms
+        train = balance_groups(train, s.balance_groups, data.word_lists, s.seed, s.cda_mode, terms)
+        val_seed = s.seed + VAL_CDA_SEED_OFFSET
+        val = balance_groups(val, s.balance_groups, data.word_lists, val_seed, s.cda_mode, terms)
     if s.cda and data.word_lists:
         train = apply_cda(train, s.cda, data.word_lists, s.seed, s.cda_mode)
         val = apply_cda(val, s.cda, data.word_lists, s.seed + VAL_CDA_SEED_OFFSET, s.cda_mode)

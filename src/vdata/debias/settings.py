@@ -52,6 +52,12 @@ class DebiasOptions(StageSettings):
         description="Group-balanced data: each sentence also trained with N versions naming another group "
         "(CDA word-list swap when its target is in the word lists, else another target of the data).",
     )
+    balance_terms: list[str] = Field(
+        default_factory=list,
+        description="`balance_groups`: the counterpart groups for targets outside the word lists (default: "
+        "the data's own targets). Name the groups the data leaves out, e.g. white,Caucasian for race data "
+        "about minorities: benchmarks contrast them with the groups the data names.",
+    )
     group_kl: float = Field(
         0.0,
         ge=0,
@@ -87,6 +93,16 @@ class DebiasOptions(StageSettings):
     @classmethod
     def _split_cda(cls, value: Any) -> Any:
         return comma_list(value)
+
+    @field_validator("balance_terms", mode="before")
+    @classmethod
+    def _split_balance_terms(cls, value: Any, info: ValidationInfo) -> Any:
+        value = comma_list(value)
+        if value and not info.data.get("balance_groups"):
+            raise ValueError("needs --balance-groups N (how many counterpart versions of each sentence)")
+        if isinstance(value, list) and any(not str(t).strip() for t in value):
+            raise ValueError("has an empty term; give terms separated by commas, e.g. white,Caucasian")
+        return value
 
     @field_validator("mitigation", mode="before")
     @classmethod
