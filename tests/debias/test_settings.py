@@ -87,6 +87,14 @@ def test_fingerprint_fields_leave_out_run_controls_and_use_the_effective_lr() ->
     assert check(out="elsewhere").fingerprint_fields() == check().fingerprint_fields()
 
 
+def test_settings_added_later_are_fingerprinted_only_when_set() -> None:
+    # A run made before `balance_terms` existed trained as an unset one does: same fingerprint.
+    assert "balance_terms" not in check(balance_groups=1).fingerprint_fields()
+    with_terms = check(balance_groups=1, balance_terms="white,Caucasian").fingerprint_fields()
+    assert with_terms["balance_terms"] == ["white", "Caucasian"]
+    assert with_terms != check(balance_groups=1).fingerprint_fields()
+
+
 def test_flags_map_onto_settings_unchanged() -> None:
     flags = {
         "model": "m",

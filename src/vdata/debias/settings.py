@@ -22,6 +22,9 @@ MITIGATIONS: tuple[str, ...] = get_args(Mitigation)
 DEFAULT_LEARNING_RATES: dict[str, float] = {"lora": 2e-4, "bottleneck": 1e-4, "full": 2e-5}
 # Run controls and locations: they do not change what is trained, so a run's fingerprint leaves them out.
 NOT_FINGERPRINTED = ("out", "stop_after_steps", "data_dir")
+# Settings added after runs were made: fingerprinted only when set, so that a run finished or interrupted
+# before they existed (which trained exactly as they do when unset) is still found and resumed.
+FINGERPRINTED_WHEN_SET = ("balance_terms",)
 
 
 class DebiasOptions(StageSettings):
@@ -154,5 +157,8 @@ class DebiasSettings(DebiasOptions):
     def fingerprint_fields(self) -> dict[str, Any]:
         """The settings that decide what is trained (with the effective learning rate)."""
         fields = self.model_dump(exclude=set(NOT_FINGERPRINTED))
+        for name in FINGERPRINTED_WHEN_SET:
+            if not fields[name]:
+                del fields[name]
         fields["lr"] = self.learning_rate()
         return fields
