@@ -26,7 +26,12 @@ READ_OPTIONS = "-c default_transaction_read_only=on -c statement_timeout=10000"
 
 
 class AsyncReadPool:
-    """At most `size` psycopg AsyncConnections (autocommit, read-only), opened on first use."""
+    """At most `size` psycopg AsyncConnections (autocommit, read-only), opened on first use.
+
+    The slots are an `asyncio.Semaphore`, not a Condition over a counter: Python 3.11's `Condition.wait`
+    swallows a wake-up when the woken task is cancelled before it runs (a client that disconnects), and
+    the next waiter then waits forever with a connection idle (tests/server/test_pgread_pool.py). A slot
+    is released before anything that can be cancelled on the way out."""
 
     def __init__(self, engine: Engine, size: int = 10, connect_timeout_s: float = 5.0) -> None:
         self._conninfo = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
@@ -34,8 +39,7 @@ class AsyncReadPool:
         self._size = size
         self._connect_timeout_s = connect_timeout_s
         self._idle: list[Any] = []
-        self._opened = 0
-        self._available: asyncio.Condition | None = None
+        self._slots: asyncio.Semaphore | None = None
 
     async def _connect(self) -> Any:
         import psycopg
@@ -49,30 +53,23 @@ class AsyncReadPool:
 
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[Any]:
-        if self._available is None:  # created in the running loop
-            self._available = asyncio.Condition()
-        async with self._available:
-            while not self._idle and self._opened >= self._size:
-                await self._available.wait()
-            conn = self._idle.pop() if self._idle else None
-            if conn is None:
-                self._opened += 1
+        if self._slots is None:  # created in the running loop
+            self._slots = asyncio.Semaphore(self._size)
+        await self._slots.acquire()
+        conn: Any = None
         healthy = False
         try:
-            if conn is None:
-                conn = await self._connect()
+            conn = self._idle.pop() if self._idle else await self._connect()
             yield conn
             healthy = not conn.closed
         finally:
-            async with self._available:
-                if healthy:
-                    self._idle.append(conn)
-                else:  # a broken connection is dropped; the next request opens a fresh one
-                    self._opened -= 1
-                    if conn is not None:
-                        with contextlib.suppress(Exception):
-                            await conn.close()
-                self._available.notify()
+            if healthy:
+                self._idle.append(conn)
+            self._slots.release()
+            if not healthy and conn is not None:
+                # A broken or interrupted connection is dropped; the next request opens a fresh one.
+                with contextlib.suppress(Exception):
+                    await conn.close()
 
     async def fetch_page_json(self, query: store.PageQuery) -> tuple[list[str], str | None]:
         """`store.fetch_page_json` over an async connection: rows as JSON object texts, next cursor.
@@ -97,8 +94,8 @@ class AsyncReadPool:
         raise AssertionError("unreachable")
 
     async def close(self) -> None:
+        """Close the idle connections (the ones in use are dropped when they come back broken)."""
         idle, self._idle = self._idle, []
         for conn in idle:
             with contextlib.suppress(Exception):
                 await conn.close()
-        self._opened -= len(idle)
