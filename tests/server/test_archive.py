@@ -1,0 +1,249 @@
+"""Archive (migration 0006, archive.py): old months leave the hot table after a verified snapshot and come
+back from it unchanged, on SQLite and PostgreSQL; every refusal changes nothing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, select, text, update
+
+from vdata.core.errors import UserError
+from vdata.core.records import Record
+from vdata.server import archive, store
+from vdata.server.db import record_store
+from vdata.server.snapshot import list_snapshots, take_snapshot
+
+from .conftest import new_db_url, start_server
+from .snapshot_helpers import add_records, make_db, snapshot_settings
+
+NOW = datetime(2026, 6, 15, tzinfo=UTC)  # "12mo" before it: months up to 2025-05 go
+MONTHS = {
+    "2025-01": "2025-01-10T08:00:00Z",
+    "2025-03": "2025-03-31T23:59:59Z",
+    "2026-02": "2026-02-01T00:00:00Z",
+}
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    return new_db_url(request.param, request, tmp_path_factory)
+
+
+def fill(engine: Engine) -> dict[str, list[str]]:
+    """Approved and rejected records in three months (two older than a year before NOW), moderated then."""
+    ids: dict[str, list[str]] = {}
+    for n, (month, submitted) in enumerate(MONTHS.items()):
+        approved = add_records(engine, 6 + n, ("gender", "race", "religion")[n], f"A{month}")
+        rejected = add_records(engine, 2, "age", f"R{month}", status="rejected")
+        with engine.begin() as conn:  # on PostgreSQL this moves the rows to another partition
+            conn.execute(
+                update(record_store)
+                .where(record_store.c.id.in_(approved + rejected))
+                .values(submitted_at=submitted)
+            )
+        ids[month] = approved + rejected
+    return ids
+
+
+def all_rows(engine: Engine) -> list[tuple[Any, ...]]:
+    with engine.connect() as conn:
+        return list(conn.execute(select(record_store).order_by(record_store.c.seq)).all())
+
+
+def partition_exists(engine: Engine, month: str) -> bool:
+    with engine.connect() as conn:
+        name = f"record_store_p{month.replace('-', '_')}"
+        return conn.execute(text("SELECT to_regclass(:n)"), {"n": name}).scalar() is not None
+
+
+def prepared(db_url: str, tmp_path: Path) -> tuple[Engine, dict[str, list[str]], Path]:
+    engine = make_db(db_url)
+    ids = fill(engine)
+    out = tmp_path / "snapshots"
+    assert take_snapshot(snapshot_settings(db_url, out)) is not None
+    return engine, ids, out
+
+
+def test_archive_then_restore_gives_back_every_row_and_column(db_url: str, tmp_path: Path) -> None:
+    engine, ids, out = prepared(db_url, tmp_path)
+    before, stats_before = all_rows(engine), store.stats(engine)
+    postgres = engine.dialect.name == "postgresql"
+
+    planned = archive.archive(engine, out, older_than="12mo", dry_run=True, now=NOW)
+    assert [(p.month, p.rows, p.approved, p.other) for p in planned.months] == [
+        ("2025-01", 8, 6, 2),
+        ("2025-03", 9, 7, 2),
+    ]
+    assert all_rows(engine) == before  # a dry run changes nothing
+    assert archive.coverage(engine) is None
+
+    done = archive.archive(engine, out, older_than="12mo", now=NOW)
+    assert [p.month for p in done.months] == ["2025-01", "2025-03"]
+    hot = all_rows(engine)
+    assert {r.id for r in hot} == set(ids["2026-02"])
+    # The counts describe the whole dataset, archived months included.
+    assert store.stats(engine) == stats_before
+    if postgres:
+        assert not partition_exists(engine, "2025-01") and partition_exists(engine, "2026-02")
+    cover = archive.coverage(engine)
+    assert cover is not None
+    assert cover["archived_months"] == ["2025-01", "2025-03"] and cover["archived_rows"] == 17
+    assert cover["snapshots"] == list_snapshots(out)
+    assert "2025-01 to 2025-03" not in cover["note"]  # 2025-02 is not archived: the months are listed
+    assert "2025-01, 2025-03" in cover["note"]
+
+    # Dedup still refuses a re-upload of an archived record, approved or rejected.
+    with engine.connect() as conn:
+        texts = conn.execute(
+            text("SELECT text FROM record_store WHERE id = :i"), {"i": ids["2026-02"][0]}
+        ).scalar_one()
+    assert texts
+    archived_texts = [
+        "A2025-01 sentence 0 in gender: anyone can be an engineer or a nurse.",
+        "R2025-03 sentence 1 in age: anyone can be an engineer or a nurse.",
+    ]
+    outcome = store.put_records(engine, [Record(text=t) for t in archived_texts], "again")
+    assert outcome.accepted == [] and len(outcome.duplicates) == 2
+    assert store.stats(engine) == stats_before
+
+    assert archive.restore(engine, "2025-03", out) == 9
+    assert archive.restore(engine, "2025-01", out) == 8
+    assert all_rows(engine) == before  # every row, every column, seq included
+    assert store.stats(engine) == stats_before
+    assert archive.coverage(engine) is None
+    if postgres:
+        assert partition_exists(engine, "2025-01")
+    # Restored records are live again: a re-upload is a duplicate because they are in the hot table.
+    again = store.put_records(engine, [Record(text=archived_texts[0])], "again")
+    assert again.accepted == []
+    engine.dispose()
+
+
+def test_refusals_change_nothing(db_url: str, tmp_path: Path) -> None:
+    engine, ids, out = prepared(db_url, tmp_path)
+    before = all_rows(engine)
+
+    with pytest.raises(UserError, match="give a positive age like 12mo"):
+        archive.archive(engine, out, older_than="12 months", now=NOW)
+    with pytest.raises(UserError, match="not a month"):
+        archive.archive(engine, out, months=["2025-13"])
+    with pytest.raises(UserError, match="no snapshot there"):
+        archive.archive(engine, tmp_path / "empty", older_than="12mo", now=NOW)
+
+    # A record of 2025-03 approved after the snapshot's watermark: the snapshot does not cover it.
+    with engine.begin() as conn:
+        conn.execute(
+            update(record_store)
+            .where(record_store.c.id == ids["2025-03"][-1])
+            .values(status="approved", moderated_at="2099-01-01T00:00:00Z")
+        )
+    with pytest.raises(UserError, match="does not cover 1 record"):
+        archive.archive(engine, out, older_than="12mo", now=NOW)
+    with engine.begin() as conn:
+        conn.execute(
+            update(record_store)
+            .where(record_store.c.id == ids["2025-03"][-1])
+            .values(status="rejected", moderated_at="2025-04-01T00:00:00Z")
+        )
+    changed = all_rows(engine)
+
+    # A record whose text changed since the snapshot: the row-by-row comparison finds it.
+    with engine.begin() as conn:
+        conn.execute(
+            update(record_store).where(record_store.c.id == ids["2025-01"][0]).values(target="someone else")
+        )
+    with pytest.raises(UserError, match="1 different from the database"):
+        archive.archive(engine, out, older_than="12mo", now=NOW)
+    with engine.begin() as conn:
+        conn.execute(
+            update(record_store).where(record_store.c.id == ids["2025-01"][0]).values(target="engineer")
+        )
+
+    # A pending record in the month: it is in no snapshot.
+    with engine.begin() as conn:
+        conn.execute(
+            update(record_store).where(record_store.c.id == ids["2025-01"][1]).values(status="pending")
+        )
+    with pytest.raises(UserError, match="await moderation"):
+        archive.archive(engine, out, older_than="12mo", now=NOW)
+    with engine.begin() as conn:
+        conn.execute(
+            update(record_store).where(record_store.c.id == ids["2025-01"][1]).values(status="approved")
+        )
+
+    # A corrupt shard (one byte flipped): its sha256 no longer matches the manifest.
+    snapshot_dir = out / list_snapshots(out)[-1]
+    shard = sorted(snapshot_dir.glob("data/gender/*.parquet"))[0]
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    os.chmod(shard, 0o644)
+    shard.unlink()  # a hard link may be shared with another snapshot: replace, do not write through it
+    shard.write_bytes(bytes(data))
+    with pytest.raises(UserError, match="does not match the sha256 of its manifest"):
+        archive.archive(engine, out, older_than="12mo", now=NOW)
+
+    assert all_rows(engine) == changed
+    assert [r.id for r in before] == [r.id for r in changed]
+    assert archive.coverage(engine) is None
+    with pytest.raises(UserError, match="is not archived"):
+        archive.restore(engine, "2025-01", out)
+    engine.dispose()
+
+
+def test_cli_archives_refuses_with_exit_2_and_restores(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'server.sqlite3'}"
+    engine, _, out = prepared(url, tmp_path)
+    before = all_rows(engine)
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+
+    def vdata(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-c", "from vdata.cli import main; main()", *args]
+        return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+
+    bad = vdata("archive", "--db", url, "--older-than", "a year", "--snapshot", str(out))
+    assert bad.returncode == 2 and "give a positive age like 12mo" in bad.stderr
+    listed = vdata("archive", "--db", url, "--older-than", "1d", "--snapshot", str(out), "--dry-run")
+    assert listed.returncode == 0, listed.stderr
+    assert "2025-01\twould archive 8 records" in listed.stdout and "2026-02\twould archive" in listed.stdout
+    done = vdata("archive", "--db", url, "--month", "2025-03", "--snapshot", str(out))
+    assert done.returncode == 0, done.stderr
+    assert "2025-03\tarchived 9 records (7 approved, 2 unpublished" in done.stdout
+    again = vdata("archive", "--db", url, "--month", "2025-03", "--snapshot", str(out))
+    assert again.returncode == 2 and "already archived" in again.stderr
+    restored = vdata("archive", "restore", "2025-03", "--db", url, "--snapshot", str(out))
+    assert restored.returncode == 0 and "restored 9 records" in restored.stdout, restored.stderr
+    assert all_rows(engine) == before
+    engine.dispose()
+
+
+def test_query_and_pages_say_what_the_live_table_covers(db_url: str, tmp_path: Path) -> None:
+    engine, ids, out = prepared(db_url, tmp_path)
+    archive.archive(engine, out, months=["2025-01", "2025-03"])
+    engine.dispose()
+    threaded, server = start_server(db_url, snapshots_dir=out)
+    try:
+        response = server.http.get("/v1/query", params={"sql": "SELECT COUNT(*) AS n FROM records"})
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["rows"] == [[len(ids["2026-02"]) - 2]]  # the live table: 2026-02's approved records
+        assert body["coverage"]["archived_months"] == ["2025-01", "2025-03"]
+        assert "are archived in snapshot" in body["coverage"]["note"]
+        # The snapshot engine reads the Parquet files, archived months included: no coverage note.
+        whole = server.http.get(
+            "/v1/query", params={"sql": "SELECT COUNT(*) AS n FROM records", "engine": "snapshot"}
+        )
+        assert whole.status_code == 200, whole.text
+        assert whole.json()["rows"] == [[6 + 7 + 8]] and "coverage" not in whole.json()
+        for page in ("/sql?q=SELECT+1", "/records", "/"):
+            html = server.http.get(page).text
+            assert "records of 2025-01, 2025-03 are archived in snapshot" in html, page
+    finally:
+        server.close()
+        threaded.__exit__(None, None, None)
