@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +91,7 @@ def test_archive_then_restore_gives_back_every_row_and_column(db_url: str, tmp_p
     # The counts describe the whole dataset, archived months included.
     assert store.stats(engine) == stats_before
     if postgres:
-        assert not partition_exists(engine, "2025-01") and partition_exists(engine, "2026-02")
+        assert not partition_exists(engine, "2025-01") and not partition_exists(engine, "2025-03")
     cover = archive.coverage(engine)
     assert cover is not None
     assert cover["archived_months"] == ["2025-01", "2025-03"] and cover["archived_rows"] == 17
@@ -100,11 +100,6 @@ def test_archive_then_restore_gives_back_every_row_and_column(db_url: str, tmp_p
     assert "2025-01, 2025-03" in cover["note"]
 
     # Dedup still refuses a re-upload of an archived record, approved or rejected.
-    with engine.connect() as conn:
-        texts = conn.execute(
-            text("SELECT text FROM record_store WHERE id = :i"), {"i": ids["2026-02"][0]}
-        ).scalar_one()
-    assert texts
     archived_texts = [
         "A2025-01 sentence 0 in gender: anyone can be an engineer or a nurse.",
         "R2025-03 sentence 1 in age: anyone can be an engineer or a nurse.",
@@ -113,7 +108,13 @@ def test_archive_then_restore_gives_back_every_row_and_column(db_url: str, tmp_p
     assert outcome.accepted == [] and len(outcome.duplicates) == 2
     assert store.stats(engine) == stats_before
 
-    assert archive.restore(engine, "2025-03", out) == 9
+    # A later, incremental snapshot of the same folder still holds the archived months: restore from it.
+    later = add_records(engine, 2, "gender", "Later")
+    second = take_snapshot(snapshot_settings(db_url, out), now=datetime.now(UTC) + timedelta(seconds=2))
+    assert second is not None and second["previous"] == done.snapshot_id
+    assert archive.restore(engine, "2025-03", out, snapshot_id=second["snapshot_id"]) == 9
+    with engine.begin() as conn:
+        conn.execute(record_store.delete().where(record_store.c.id.in_(later)))
     assert archive.restore(engine, "2025-01", out) == 8
     assert all_rows(engine) == before  # every row, every column, seq included
     assert store.stats(engine) == stats_before
@@ -247,3 +248,88 @@ def test_query_and_pages_say_what_the_live_table_covers(db_url: str, tmp_path: P
     finally:
         server.close()
         threaded.__exit__(None, None, None)
+
+
+@pytest.mark.postgres
+def test_postgres_upgrade_partitions_existing_records_and_downgrades(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from alembic import command
+
+    from vdata.server import db
+
+    url = new_db_url("postgres", request, tmp_path_factory)
+    engine = db.make_engine(url)
+    config = db.alembic_config(url)
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0005_scale")
+    old_ids = add_records(engine, 5, "gender", "Old")  # submitted 2025-12-31
+    before, stats_before = all_rows(engine), store.stats(engine)
+    db.upgrade(engine)
+
+    def kind() -> str:
+        with engine.connect() as conn:
+            return str(
+                conn.execute(text("SELECT relkind FROM pg_class WHERE relname = 'record_store'")).scalar()
+            )
+
+    assert kind() == "p" and partition_exists(engine, "2025-12")
+    assert all_rows(engine) == before and store.stats(engine) == stats_before
+    # New rows continue the sequence; a text stored in another month's partition is still a duplicate.
+    fresh = store.put_records(engine, [Record(text="A brand new sentence about engineers and nurses.")], "n")
+    again = store.put_records(
+        engine, [Record(text="Old sentence 0 in gender: anyone can be an engineer or a nurse.")], "n"
+    )
+    assert len(fresh.accepted) == 1 and again.accepted == [] and len(again.duplicates) == 1
+    with engine.connect() as conn:
+        seqs = dict(conn.execute(select(record_store.c.id, record_store.c.seq)).all())
+    assert seqs[fresh.accepted[0]] > max(seqs[i] for i in old_ids)
+    with engine.begin() as conn:  # a deleted record frees its key, as the unique constraint did
+        conn.execute(record_store.delete().where(record_store.c.id == old_ids[0]))
+    assert (
+        len(
+            store.put_records(
+                engine, [Record(text="Old sentence 0 in gender: anyone can be an engineer or a nurse.")], "n"
+            ).accepted
+        )
+        == 1
+    )
+
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0005_scale")
+    assert kind() == "r"
+    with engine.connect() as conn:
+        constraints = set(
+            conn.execute(
+                text("SELECT conname FROM pg_constraint WHERE conrelid = 'record_store'::regclass")
+            ).scalars()
+        )
+    assert {"record_store_pkey", "record_store_id_key", "record_store_content_sha256_key"} <= constraints
+    assert (
+        store.put_records(
+            engine, [Record(text="A brand new sentence about engineers and nurses.")], "n"
+        ).accepted
+        == []
+    )
+    engine.dispose()
+
+
+def test_downgrade_refuses_while_months_are_archived(tmp_path: Path) -> None:
+    from alembic import command
+
+    from vdata.server import db
+
+    url = f"sqlite:///{tmp_path / 'server.sqlite3'}"
+    engine, _, out = prepared(url, tmp_path)
+    archive.archive(engine, out, months=["2025-01"])
+    config = db.alembic_config(url)
+    with (
+        pytest.raises(RuntimeError, match="2025-01 are archived; bring them back first"),
+        engine.begin() as conn,
+    ):
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0005_scale")
+    assert db.current_revision(engine) == db.head_revision()
+    engine.dispose()
