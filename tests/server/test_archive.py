@@ -97,7 +97,7 @@ def test_archive_then_restore_gives_back_every_row_and_column(db_url: str, tmp_p
     assert cover["archived_months"] == ["2025-01", "2025-03"] and cover["archived_rows"] == 17
     assert cover["snapshots"] == list_snapshots(out)
     assert "2025-01 to 2025-03" not in cover["note"]  # 2025-02 is not archived: the months are listed
-    assert "2025-01, 2025-03" in cover["note"]
+    assert "2025-01, 2025-03" in cover["note"] and cover["live_since"] is None
 
     # Dedup still refuses a re-upload of an archived record, approved or rejected.
     archived_texts = [
@@ -109,12 +109,19 @@ def test_archive_then_restore_gives_back_every_row_and_column(db_url: str, tmp_p
     assert store.stats(engine) == stats_before
 
     # A later, incremental snapshot of the same folder still holds the archived months: restore from it.
-    later = add_records(engine, 2, "gender", "Later")
-    second = take_snapshot(snapshot_settings(db_url, out), now=datetime.now(UTC) + timedelta(seconds=2))
+    moment = datetime.now(UTC)
+    approved_at = (moment + timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")  # after the first watermark
+    later = add_records(engine, 2, "gender", "Later", moderated_at=approved_at)
+    second = take_snapshot(snapshot_settings(db_url, out), now=moment + timedelta(seconds=2))
     assert second is not None and second["previous"] == done.snapshot_id
     assert archive.restore(engine, "2025-03", out, snapshot_id=second["snapshot_id"]) == 9
     with engine.begin() as conn:
         conn.execute(record_store.delete().where(record_store.c.id.in_(later)))
+    only_oldest = archive.coverage(engine)
+    assert only_oldest is not None and only_oldest["live_since"] == "2025-02"
+    assert only_oldest["note"].startswith(
+        "live records submitted since 2025-02; 8 records of 2025-01 are archived"
+    )
     assert archive.restore(engine, "2025-01", out) == 8
     assert all_rows(engine) == before  # every row, every column, seq included
     assert store.stats(engine) == stats_before

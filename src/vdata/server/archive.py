@@ -416,13 +416,20 @@ def coverage(engine: Engine) -> dict[str, Any] | None:
     pages. Read from archived_periods (a row per archived month)."""
     with engine.connect() as conn:
         archived = archived_months(conn)
-    if not archived:
-        return None
+        if not archived:
+            return None
+        hot = hot_months(conn)
     months = sorted(archived)
     snapshots = sorted({p["snapshot_id"] for p in archived.values()})
     since = partitions.month_bounds(months[-1])[1]
-    contiguous = len(months) == _months_between(months[0], months[-1])
-    span = f"{months[0]} to {months[-1]}" if contiguous else ", ".join(months)
+    # "Since" only when the archived months are the oldest ones, in a row.
+    contiguous = len(months) == _months_between(months[0], months[-1]) and not any(
+        m < months[-1] for m in hot
+    )
+    if len(months) == 1:
+        span = months[0]
+    else:
+        span = f"{months[0]} to {months[-1]}" if contiguous else ", ".join(months)
     note = (
         f"live records submitted since {since}" if contiguous else "live records except the archived months"
     ) + (
