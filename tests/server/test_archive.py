@@ -142,6 +142,10 @@ def test_refusals_change_nothing(db_url: str, tmp_path: Path) -> None:
         archive.archive(engine, out, older_than="12 months", now=NOW)
     with pytest.raises(UserError, match="not a month"):
         archive.archive(engine, out, months=["2025-13"])
+    with pytest.raises(UserError, match="2025-02: no records in the hot table"):
+        archive.archive(engine, out, months=["2025-02"])
+    with pytest.raises(UserError, match="2099-01 is not over yet"):
+        archive.archive(engine, out, months=["2099-01"])
     with pytest.raises(UserError, match="no snapshot there"):
         archive.archive(engine, tmp_path / "empty", older_than="12mo", now=NOW)
 

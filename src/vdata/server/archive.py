@@ -184,6 +184,8 @@ def _shown(ids: list[str]) -> str:
 def verify_month(conn: Connection, ref: SnapshotRef, month: str) -> tuple[MonthPlan, list[dict[str, Any]]]:
     """Check that the snapshot holds every approved row of `month`, unchanged; refuse (UserError) if not."""
     rows = _month_rows(conn, month)
+    if not rows:
+        raise UserError(f"{month}: no records in the hot table; nothing to archive")
     plan = MonthPlan(month, rows=len(rows))
     pending = [r["id"] for r in rows if r["status"] == "pending"]
     if pending:
@@ -325,14 +327,16 @@ def archive(
     snapshot holds them; all months in one transaction. `dry_run` verifies and changes nothing."""
     if older_than is not None:
         parse_age(older_than)
+    moment = now or datetime.now(UTC)
     for month in months or []:
-        check_month(month)
+        if month_end(check_month(month)) > moment:
+            raise UserError(f"{month} is not over yet; a month is archived once all of it is in the past")
     ref = open_snapshot(snapshot, snapshot_id)
     result = ArchiveResult(ref.snapshot_id, dry_run=dry_run)
     partitions.ensure_months_ahead(engine)
     with engine.connect() as conn, conn.begin() as transaction:
         if months is None:
-            chosen = months_older_than(conn, older_than or "", now or datetime.now(UTC))
+            chosen = months_older_than(conn, older_than or "", moment)
         else:
             archived = archived_months(conn)
             again = [m for m in months if m in archived]
