@@ -344,3 +344,61 @@ def test_downgrade_refuses_while_months_are_archived(tmp_path: Path) -> None:
         command.downgrade(config, "0005_scale")
     assert db.current_revision(engine) == db.head_revision()
     engine.dispose()
+
+
+@pytest.mark.postgres
+def test_postgres_concurrent_puts_of_the_same_texts_store_each_once(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The key table replaces the unique constraints: racing PUTs of one text still store it once."""
+    import threading
+
+    engine = make_db(new_db_url("postgres", request, tmp_path_factory))
+    shared = [
+        Record(text=f"Shared sentence {i}: a nurse can be anyone, so can an engineer.") for i in range(40)
+    ]
+    accepted: list[str] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+    start = threading.Barrier(6)
+
+    def put(n: int) -> None:
+        try:
+            start.wait()
+            for i in range(0, len(shared), 10):
+                own = Record(text=f"Own sentence {n}-{i} about engineers and nurses.")
+                batch = [*shared[i : i + 10], own]
+                outcome = store.put_records(engine, batch, f"c{n}")
+                with lock:
+                    accepted.extend(outcome.accepted)
+        except BaseException as e:  # reported by the test thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=put, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    stored = [r.id for r in all_rows(engine)]
+    assert len(stored) == len(set(stored)) == 40 + 6 * 4
+    assert sorted(accepted) == sorted(stored)  # every stored record was reported accepted exactly once
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM record_keys")).scalar_one() == len(stored)
+    engine.dispose()
+
+
+def test_restore_refuses_a_corrupt_snapshot_and_keeps_the_month_archived(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'server.sqlite3'}"
+    engine, ids, out = prepared(url, tmp_path)
+    archive.archive(engine, out, months=["2025-01"])
+    shard = sorted((out / list_snapshots(out)[-1]).glob("data/gender/*.parquet"))[0]
+    data = bytearray(shard.read_bytes())
+    data[-100] ^= 0x01
+    shard.write_bytes(bytes(data))
+    with pytest.raises(UserError, match="does not match the sha256 of its manifest"):
+        archive.restore(engine, "2025-01", out)
+    cover = archive.coverage(engine)
+    assert cover is not None and cover["archived_months"] == ["2025-01"]
+    assert not {r.id for r in all_rows(engine)} & set(ids["2025-01"])
+    engine.dispose()
