@@ -13,6 +13,7 @@ import typer
 
 from vdata.core.errors import UserError
 from vdata.server.cli_admin import register_admin
+from vdata.server.cli_archive import register_archive
 from vdata.server.cli_snapshot import register_snapshot
 from vdata.server.settings import DB_HELP
 
@@ -145,6 +146,7 @@ def register(app: typer.Typer, *, strategy_names: Callable[[], Sequence[str]] | 
             raise UserError(f"cannot serve on {host}:{port}: {e.strerror or e}; choose another --port") from e
 
     register_snapshot(app)
+    register_archive(app)
 
     @app.command()
     def push(

@@ -104,6 +104,10 @@ def upgrade(engine: Engine) -> None:
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+    # PostgreSQL: this month's and the next months' partitions exist before rows arrive (partitions.py).
+    from vdata.server.partitions import ensure_months_ahead
+
+    ensure_months_ahead(engine)
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -62,7 +62,17 @@ FORBIDDEN_PREFIXES: tuple[str, ...] = ("pg_", "lo_", "dblink", "sqlite_", "xml",
 
 
 # Names a CTE may not take, so that a CTE can never be confused with a private table.
-SHADOW_NAMES: frozenset[str] = frozenset({"record_store", "alembic_version", "record_counts", "record_days"})
+SHADOW_NAMES: frozenset[str] = frozenset(
+    {
+        "record_store",
+        "alembic_version",
+        "record_counts",
+        "record_days",
+        "record_keys",
+        "archived_records",
+        "archived_periods",
+    }
+)
 
 
 class QueryRefused(Exception):

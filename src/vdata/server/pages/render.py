@@ -21,7 +21,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from sqlalchemy import Engine
 
 from vdata import __version__
-from vdata.server import browse
+from vdata.server import archive, browse
 from vdata.server.browse import TtlCache
 from vdata.server.state import ServerState
 
@@ -100,10 +100,19 @@ def render(
     request: Request, template: str, context: Mapping[str, Any], status_code: int = 200
 ) -> HTMLResponse:
     state: ServerState = request.app.state.vdata
+    pages: PageCaches | None = getattr(request.app.state, "pages", None)
+    coverage = pages.coverage(state.read_engine) if pages is not None else None
     page = (
         environment()
         .get_template(template)
-        .render({"path": request.url.path, "donate_url": state.settings.donate_url, **context})
+        .render(
+            {
+                "path": request.url.path,
+                "donate_url": state.settings.donate_url,
+                "coverage": coverage,
+                **context,
+            }
+        )
     )
     return HTMLResponse(page, status_code=status_code)
 
@@ -118,6 +127,7 @@ class PageCaches:
     def __init__(self, ttl_s: float = 30.0) -> None:
         self._facets = TtlCache(ttl_s=ttl_s)
         self._overview = TtlCache(ttl_s=ttl_s, size=1)
+        self._coverage = TtlCache(ttl_s=ttl_s, size=1)
 
     def facets(self, engine: Engine, filters: browse.Filters) -> dict[str, Any]:
         result: dict[str, Any] = self._facets.get(filters, lambda: browse.facet_counts(engine, filters))
@@ -128,6 +138,11 @@ class PageCaches:
 
     def overview(self, engine: Engine) -> dict[str, Any]:
         result: dict[str, Any] = self._overview.get("overview", lambda: browse.overview(engine))
+        return result
+
+    def coverage(self, engine: Engine) -> dict[str, Any] | None:
+        """Which months the live table holds, once any was archived (every page says so)."""
+        result: dict[str, Any] | None = self._coverage.get("coverage", lambda: archive.coverage(engine))
         return result
 
     def warm(self, engine: Engine) -> None:

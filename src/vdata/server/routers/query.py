@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Response
 
+from vdata.server import archive
 from vdata.server.query import QueryRefused
 from vdata.server.query_snapshot import latest_snapshot, run_duckdb
 from vdata.server.responses import Format, json_response, table_response
@@ -27,7 +28,7 @@ def query(
     ] = "live",
 ) -> Response:
     settings = state.settings
-    covers: dict[str, str] = {}
+    covers: dict[str, Any] = {}
     try:
         if engine == "snapshot":
             snapshot_id, watermark, files = latest_snapshot(settings.snapshots_dir)
@@ -35,10 +36,14 @@ def query(
             result = run_duckdb(files, sql, settings.query_timeout_s, settings.query_row_limit)
         else:
             result = state.run_live_query(sql)
+            # Once months were archived, the live tables hold only the rest: say which.
+            coverage = state.read(archive.coverage)
+            if coverage is not None:
+                covers["coverage"] = coverage
     except QueryRefused as e:
         raise HTTPException(400, str(e)) from None
     headers = {"X-Truncated": "true"} if result.truncated else {}
-    if covers:
+    if "snapshot" in covers:
         headers["X-Snapshot"] = covers["snapshot"]
     if format == "json":
         return json_response(
