@@ -194,10 +194,16 @@ def size_gb(engine: Any, path: Path | None) -> tuple[float, float]:
 
     with engine.connect() as conn:
         if path is None:
-            table = conn.execute(
-                text("SELECT pg_table_size('record_store') + pg_total_relation_size('record_counts')")
-            ).scalar_one()
-            index = conn.execute(text("SELECT pg_indexes_size('record_store')")).scalar_one()
+            # record_store is partitioned by month (0006_archive): its own size functions say 0, so sum
+            # its partitions; record_keys (the global unique keys) belongs to it too.
+            table, index = conn.execute(
+                text(
+                    "SELECT SUM(pg_table_size(relid)), SUM(pg_indexes_size(relid)) "
+                    "FROM (SELECT relid FROM pg_partition_tree('record_store') "
+                    "      UNION ALL SELECT 'record_keys'::regclass) AS parts"
+                )
+            ).one()
+            table += conn.execute(text("SELECT pg_total_relation_size('record_counts')")).scalar_one()
             return table / 1e9, index / 1e9
     con = sqlite3.connect(path)
     try:
