@@ -204,7 +204,7 @@ def size_gb(engine: Any, path: Path | None) -> tuple[float, float]:
                 )
             ).one()
             table += conn.execute(text("SELECT pg_total_relation_size('record_counts')")).scalar_one()
-            return table / 1e9, index / 1e9
+            return float(table) / 1e9, float(index) / 1e9
     con = sqlite3.connect(path)
     try:
         sizes = dict(
