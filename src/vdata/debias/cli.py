@@ -46,8 +46,8 @@ def _help(name: str) -> str:
 def register(app: typer.Typer) -> None:
     @app.command(
         "debias",
-        help="Debias MODEL on DATA (vdata records or Han et al. JSON) with LoRA (default), a Pfeiffer bottleneck "
-        "adapter, or full fine-tuning. Writes the adapter and manifest.json to DIR; rerunning an interrupted "
+        help="Debias MODEL on DATA (vdata records or Han et al. JSON) with a Pfeiffer bottleneck adapter "
+        "(default), LoRA, or full fine-tuning. Writes the adapter and manifest.json to DIR; rerunning an interrupted "
         "command resumes it.",
     )
     def debias_cmd(

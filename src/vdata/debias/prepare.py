@@ -167,7 +167,7 @@ def encode_anchors(
     if not terms:
         raise UserError(
             "--group-kl needs group terms: give records with a `target` that occurs in their text "
-            "(Han et al. files have one)"
+            "(Han et al. files have one), or train without the anchor: --group-kl 0"
         )
     encoded = (
         encode(ex, tokenizer, kind, "attribute", (), (), s.max_length)
