@@ -11,7 +11,7 @@ partitions and a pending record has a month too. A partitioned table's unique co
 the partition key, so global uniqueness of `id` and `content_sha256` moves to `record_keys` (not
 partitioned), which also keeps the keys of archived records, so a re-upload of an archived text is still
 refused as a duplicate. A PUT claims its keys itself, in the statement that inserts the rows
-(store._pg_insert_new: one set-based insert into `record_keys`, then only the claimed rows); every other
+(store._pg_insert_claimed: one set-based insert into `record_keys`, then only the claimed rows); every other
 insert (COPY, restore, an operator's INSERT) has its keys claimed by a row trigger, which the PUT's
 statement skips (a per-row trigger cost a PUT a fifth of its throughput; docs/server.md, Archive). The
 keys are in the "C" collation: they are hex digests, and byte comparison is the cheapest index order.
@@ -79,7 +79,7 @@ BEGIN
   RETURN NULL;
 END $$
 """
-# Transaction-local setting that store._pg_insert_new sets in the statement claiming its keys, before
+# Transaction-local setting that store._pg_insert_claimed sets in the statement claiming its keys, before
 # any of its rows reach record_store (the rows' seq comes out of the claim).
 KEYS_CLAIMED = "vdata.keys_claimed"
 POSTGRES_KEY_TRIGGERS = [
