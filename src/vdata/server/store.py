@@ -6,8 +6,10 @@ import base64
 import binascii
 import functools
 import hashlib
+import importlib
 import itertools
 import json
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,9 +29,17 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import ProgrammingError
 
 from vdata.core.records import PUBLIC_COLUMNS, Record, normalise_text
 from vdata.server.db import record_store
+
+# The transaction-local setting with which a PUT's statement tells migration 0006's key trigger that it
+# claimed its rows' keys itself (see `_pg_insert_claimed`).
+KEYS_CLAIMED: str = importlib.import_module("vdata.server.migrations.versions.0006_archive").KEYS_CLAIMED
+UNDEFINED_TABLE = "42P01"
+# Per engine: False once its database turned out to have no record_keys (below migration 0006).
+_CLAIMS_KEYS: weakref.WeakKeyDictionary[Engine, bool] = weakref.WeakKeyDictionary()
 
 FULL_COLUMNS: tuple[str, ...] = (
     *PUBLIC_COLUMNS,
@@ -98,9 +108,10 @@ def _row_for(record: Record, contributor: str, submitted_at: str) -> dict[str, A
 def put_records(engine: Engine, records: Sequence[Record], contributor: str) -> PutOutcome:
     """Store new records as pending in one transaction; report duplicates (same normalised text).
 
-    One statement: INSERT ... ON CONFLICT DO NOTHING RETURNING id. The rows it returns are the new ones;
-    every other record was already stored (or repeated in the batch). A concurrent PUT of the same text
-    wins the race harmlessly: nothing is stored twice.
+    One statement: INSERT ... ON CONFLICT DO NOTHING RETURNING id (on PostgreSQL, into the key table
+    first: `_pg_insert_claimed`). The rows it returns are the new ones; every other record was already
+    stored, archived, or repeated in the batch. A concurrent PUT of the same text wins the race
+    harmlessly: nothing is stored twice.
     """
     outcome = PutOutcome()
     if not records:
@@ -112,14 +123,10 @@ def put_records(engine: Engine, records: Sequence[Record], contributor: str) -> 
         if record.id not in seen:
             seen.add(record.id)
             rows.append(_row_for(record, contributor, submitted_at))
-    with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            stored = _pg_insert_new(conn, rows)
-            # Each PUT appends a few count rows (migration 0005); now and then they are folded up here,
-            # on the primary, since /v1/stats may be read from a replica that cannot write.
-            if next(_puts) % COMPACT_EVERY_PUTS == 0:
-                compact_counts(conn)
-        else:
+    if engine.dialect.name == "postgresql":
+        stored = _pg_put(engine, rows)
+    else:
+        with engine.begin() as conn:
             stmt = sqlite_insert(record_store).on_conflict_do_nothing().returning(record_store.c.id)
             stored = set(conn.execute(stmt, rows).scalars())
     for record in records:
@@ -129,6 +136,26 @@ def put_records(engine: Engine, records: Sequence[Record], contributor: str) -> 
         else:
             outcome.duplicates.append(record.id)
     return outcome
+
+
+def _pg_put(engine: Engine, rows: list[dict[str, Any]]) -> set[str]:
+    """PostgreSQL: store the new rows in one transaction, claiming their keys in `record_keys`; on a
+    database below migration 0006 (no `record_keys`: a test's or a benchmark's older schema) the plain
+    insert, which its unique constraints guard. Which one a database takes is learnt once per engine."""
+    claims = _CLAIMS_KEYS.get(engine, True)
+    try:
+        with engine.begin() as conn:
+            stored = _pg_insert_claimed(conn, rows) if claims else _pg_insert_new(conn, rows)
+            # Each PUT appends a few count rows (migration 0005); now and then they are folded up here,
+            # on the primary, since /v1/stats may be read from a replica that cannot write.
+            if next(_puts) % COMPACT_EVERY_PUTS == 0:
+                compact_counts(conn)
+        return stored
+    except ProgrammingError as e:
+        if not claims or getattr(e.orig, "sqlstate", None) != UNDEFINED_TABLE:
+            raise
+    _CLAIMS_KEYS[engine] = False  # rolled back, nothing written: again with the plain insert
+    return _pg_put(engine, rows)
 
 
 def _pg_insert_new(conn: Any, rows: list[dict[str, Any]]) -> set[str]:
@@ -143,6 +170,32 @@ def _pg_insert_new(conn: Any, rows: list[dict[str, Any]]) -> set[str]:
     sql = (
         f"INSERT INTO {record_store.name} ({', '.join(columns)}) SELECT * FROM unnest({arrays}) "
         "ON CONFLICT DO NOTHING RETURNING id"
+    )
+    params = {name: [row[name] for row in rows] for name in columns}
+    return {r[0] for r in conn.exec_driver_sql(sql, params)}
+
+
+def _pg_insert_claimed(conn: Any, rows: list[dict[str, Any]]) -> set[str]:
+    """`_pg_insert_new` for a `record_store` partitioned by migration 0006, whose global uniqueness of
+    `id` and `content_sha256` lives in `record_keys`.
+
+    One statement claims the batch's keys there (ON CONFLICT DO NOTHING: a key already taken, by a stored,
+    an archived or a racing record, is not returned) and inserts only the rows whose keys it claimed, with
+    the seq it drew for them. Its RETURNING sets KEYS_CLAIMED, which spares these rows the per-row trigger
+    that claims the keys of every other insert: the flag is set before any row reaches record_store, since
+    each row's seq comes out of that same RETURNING.
+    """
+    columns = list(rows[0])
+    arrays = ", ".join(f"%({name})s::text[]" for name in columns)
+    names = ", ".join(columns)
+    sql = (
+        f"WITH batch AS (SELECT * FROM unnest({arrays}) AS batch({names})), "
+        "claimed AS (INSERT INTO record_keys (id, content_sha256, seq) SELECT id, content_sha256, "
+        f"nextval((SELECT CAST(pg_get_serial_sequence('{record_store.name}', 'seq') AS regclass))) "
+        "FROM batch ON CONFLICT DO NOTHING "
+        f"RETURNING id, seq, set_config('{KEYS_CLAIMED}', 'on', true)) "
+        f"INSERT INTO {record_store.name} (seq, {names}) SELECT claimed.seq, batch.* FROM batch "
+        "JOIN claimed USING (id) RETURNING id"
     )
     params = {name: [row[name] for row in rows] for name in columns}
     return {r[0] for r in conn.exec_driver_sql(sql, params)}

@@ -9,8 +9,13 @@ DEFAULT partition), so a month leaves by DETACH + DROP instead of deleting row b
 time, not the approval time: it is set once and never empty, so a moderation never moves a row between
 partitions and a pending record has a month too. A partitioned table's unique constraints must contain
 the partition key, so global uniqueness of `id` and `content_sha256` moves to `record_keys` (not
-partitioned), filled by a row trigger before each insert; it also keeps the keys of archived records, so a
-re-upload of an archived text is still refused as a duplicate. The rows are copied into the new table
+partitioned), which also keeps the keys of archived records, so a re-upload of an archived text is still
+refused as a duplicate. A PUT claims its keys itself, in the statement that inserts the rows
+(store._pg_insert_claimed: one set-based insert into `record_keys`, then only the claimed rows); every other
+insert (COPY, restore, an operator's INSERT) has its keys claimed by a row trigger, which the PUT's
+statement skips (a per-row trigger cost a PUT a fifth of its throughput; docs/server.md, Archive). The
+keys are in the "C" collation: they are hex digests, and byte comparison is the cheapest index order.
+The rows are copied into the new table
 once (heavy at volume; see docs/deploy.md), its indexes, triggers and the `records` view are rebuilt from
 the old table's own definitions.
 
@@ -50,6 +55,7 @@ SQLITE_DEDUP = (
 # The key of a new row; a row whose key is taken is skipped (RETURN NULL), which INSERT ... ON CONFLICT DO
 # NOTHING RETURNING id reports as a duplicate. An UPDATE of submitted_at moves a row to another partition
 # (a delete plus an insert that fires this trigger): the same seq owns the key, so the row passes.
+# Skipped (WHEN) in a transaction whose PUT statement claimed its rows' keys itself: KEYS_CLAIMED.
 POSTGRES_KEY_INSERT = """
 CREATE FUNCTION vdata_record_key() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -73,9 +79,12 @@ BEGIN
   RETURN NULL;
 END $$
 """
+# Transaction-local setting that store._pg_insert_claimed sets in the statement claiming its keys, before
+# any of its rows reach record_store (the rows' seq comes out of the claim).
+KEYS_CLAIMED = "vdata.keys_claimed"
 POSTGRES_KEY_TRIGGERS = [
     "CREATE TRIGGER vdata_record_key BEFORE INSERT ON record_store FOR EACH ROW "
-    "EXECUTE FUNCTION vdata_record_key()",
+    f"WHEN (current_setting('{KEYS_CLAIMED}', true) IS DISTINCT FROM 'on') EXECUTE FUNCTION vdata_record_key()",
     "CREATE TRIGGER vdata_record_key_gone AFTER DELETE ON record_store FOR EACH ROW "
     "EXECUTE FUNCTION vdata_record_key_gone()",
 ]
@@ -140,8 +149,8 @@ def _create_archive_tables(postgres: bool) -> None:
     if postgres:
         op.create_table(
             "record_keys",
-            sa.Column("id", sa.String(16), primary_key=True),
-            sa.Column("content_sha256", sa.String(64), nullable=False, unique=True),
+            sa.Column("id", sa.String(16, collation="C"), primary_key=True),
+            sa.Column("content_sha256", sa.String(64, collation="C"), nullable=False, unique=True),
             sa.Column("seq", sa.BigInteger, nullable=False),
         )
 
