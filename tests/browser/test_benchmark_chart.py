@@ -10,9 +10,10 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 from playwright.sync_api import Page, expect
+
+from benchmark_documents import benchmark_document, measured_category, skipped_category
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 # (created, snapshot id, {category: (bias cut %, its CI, verdict)}); religion is skipped in the first run.
@@ -36,42 +37,9 @@ RUNS: tuple[tuple[str, str, dict[str, tuple[float, list[float], str]]], ...] = (
 
 
 def _document(created: str, snapshot_id: str, measured: dict[str, tuple[float, list[float], str]]) -> dict:
-    categories: dict[str, Any] = {
-        name: {"status": "skipped", "reason": "fewer than 500 records", "train_records": 0}
-        for name in ("gender", "race", "religion")
-    }
-    for name, (cut, ci, verdict) in measured.items():
-        categories[name] = {
-            "status": "measured",
-            "reason": None,
-            "train_records": 1000,
-            "stereoset": {
-                "split": "test",
-                "ss_before": 62.0,
-                "ss_after": 62.0 - 0.12 * cut,
-                "ss_ci_after": [55.0, 61.0],
-                "bias_cut_pct": cut,
-                "bias_cut_ci": ci,
-                "lms_before": 90.0,
-                "lms_after": 89.5,
-            },
-            "verdict": verdict,
-        }
-    return {
-        "schema": "vdata.benchmark/1",
-        "created": created,
-        "source": {
-            "kind": "snapshot",
-            "snapshot_id": snapshot_id,
-            "data_sha256": "ab" * 32,
-            "records": 10_000,
-        },
-        "model": {"name": "SmolLM2-135M-Instruct", "sha256": "cd" * 32},
-        "settings": {"epochs": 1},
-        "versions": {"vdata": "test"},
-        "audit": {"n_records": 10_000},
-        "categories": categories,
-    }
+    categories = {name: skipped_category() for name in ("gender", "race", "religion")}
+    categories |= {name: measured_category(cut, ci, verdict) for name, (cut, ci, verdict) in measured.items()}
+    return benchmark_document(created, categories, snapshot_id)
 
 
 def test_home_page_draws_the_benchmark_history(

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from benchmark_documents import benchmark_document, measured_category, skipped_category
 from vdata.server.settings import parse_duration
 
 from .benchmark_stand_in import document
@@ -28,42 +29,12 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 
 
 def _document(created: str, cut: float, snapshot_id: str | None = "20261101T000000Z") -> dict[str, Any]:
-    doc: dict[str, Any] = {
-        "schema": "vdata.benchmark/1",
-        "created": created,
-        "source": {
-            "kind": "snapshot",
-            "snapshot_id": snapshot_id,
-            "data_sha256": "ab" * 32,
-            "records": 10_000,
-        },
-        "model": {"name": "SmolLM2-135M-Instruct", "sha256": "cd" * 32},
-        "settings": {"epochs": 1},
-        "versions": {"vdata": "test"},
-        "audit": {"n_records": 10_000},
-        "categories": {
-            "gender": {
-                "status": "measured",
-                "reason": None,
-                "train_records": 2000,
-                "stereoset": {
-                    "split": "test",
-                    "ss_before": 63.0,
-                    "ss_after": 63.0 - 0.13 * cut,
-                    "ss_ci_after": [58.0, 62.0],
-                    "bias_cut_pct": cut,
-                    "bias_cut_ci": [cut - 10, cut + 10],
-                    "lms_before": 88.0,
-                    "lms_after": 87.5,
-                },
-                "crows_pairs": {"score_before": 58.0, "score_after": 55.0, "ci_after": [52.0, 58.0]},
-                "perplexity": {"before": 20.1, "after": 20.4},
-                "verdict": "debiases",
-            },
-            "race": {"status": "skipped", "reason": "fewer than 500 records", "train_records": 0},
-        },
-    }
-    return doc
+    gender = measured_category(cut, [cut - 10, cut + 10], "debiases", ss_before=63.0, ss_per_cut=0.13)
+    gender["stereoset"] |= {"ss_ci_after": [58.0, 62.0], "lms_before": 88.0, "lms_after": 87.5}
+    gender["train_records"] = 2000
+    gender["crows_pairs"] = {"score_before": 58.0, "score_after": 55.0, "ci_after": [52.0, 58.0]}
+    gender["perplexity"] = {"before": 20.1, "after": 20.4}
+    return benchmark_document(created, {"gender": gender, "race": skipped_category()}, snapshot_id)
 
 
 def vdata_cli(*args: str) -> subprocess.CompletedProcess[str]:
