@@ -385,6 +385,50 @@ def table(runs: dict[str, dict[str, Any]], bases: dict[str, dict[str, Any]], sid
     return lines
 
 
+def choice(runs: dict[str, dict[str, Any]], bases: dict[str, dict[str, Any]]) -> list[str]:
+    """The setting to recommend, chosen on the selection side only (StereoSet dev, CrowS half A).
+
+    Eligible: run in every category, and in none of them CrowS-Pairs further from 50 beyond its paired
+    interval or LMS down more than LMS_DROP_LIMIT. Ranked by the mean change of abs(SS - 50) in points over
+    the categories (not the % cut: religion's dev split starts 3.6 points from 50, where a % explodes)."""
+    categories = list(runs)
+    names = [n for n in SETTINGS if all(n in runs[c] for c in categories)]
+    ranked, refused = [], []
+    for name in names:
+        ms = {}
+        for c in categories:
+            half = crows_split(len(bases[c]["crows"]))[0]
+            ms[c] = side_metrics(bases[c], runs[c][name][1], "dev", half)
+        bad = [
+            f"{c}: "
+            + ", ".join(
+                w
+                for w, hit in (
+                    ("CrowS worse", m["crows_distance_change_ci"][0] > 0),
+                    ("LMS", m["base_lms"] - m["lms"] > LMS_DROP_LIMIT),
+                )
+                if hit
+            )
+            for c, m in ms.items()
+            if m["crows_distance_change_ci"][0] > 0 or m["base_lms"] - m["lms"] > LMS_DROP_LIMIT
+        ]
+        change = sum(abs(m["ss"] - 50) - abs(m["base_ss"] - 50) for m in ms.values()) / len(ms)
+        (refused if bad else ranked).append((change, name, "; ".join(bad)))
+    lines = [
+        "Choice (selection side only): eligible = CrowS-Pairs not further from 50 beyond its interval and LMS "
+        f"drop <= {LMS_DROP_LIMIT:g} in every category ({', '.join(categories)}); ranked by the mean change of "
+        "abs(SS - 50) in points.",
+        "",
+        "| rank | setting | mean change of abs(SS-50), points | refused because |",
+        "|---|---|---|---|",
+    ]
+    for i, (change, name, _) in enumerate(sorted(ranked)):
+        lines.append(f"| {i + 1} | {'**' + name + '**' if i == 0 else name} | {change:+.2f} | |")
+    for change, name, why in sorted(refused):
+        lines.append(f"| - | {name} | {change:+.2f} | {why} |")
+    return lines
+
+
 def write_report(args: argparse.Namespace) -> str:
     from vdata.core.io import write_json_atomic, write_text_atomic
 
@@ -404,6 +448,8 @@ def write_report(args: argparse.Namespace) -> str:
         "Report (quote these; not used for choosing): StereoSet TEST split, CrowS-Pairs the other half B.",
         "",
         *table(runs, bases, "report"),
+        "",
+        *choice(runs, bases),
         "",
         "| category | setting | train examples | steps | train s | eval s |",
         "|---|---|---|---|---|---|",
