@@ -385,6 +385,12 @@ def table(runs: dict[str, dict[str, Any]], bases: dict[str, dict[str, Any]], sid
     return lines
 
 
+def _refusal(m: dict[str, Any]) -> list[str]:
+    """Why one category's selection-side figures rule a setting out (empty: they do not)."""
+    why = ["CrowS worse"] if m["crows_distance_change_ci"][0] > 0 else []
+    return why + (["LMS"] if m["base_lms"] - m["lms"] > LMS_DROP_LIMIT else [])
+
+
 def choice(runs: dict[str, dict[str, Any]], bases: dict[str, dict[str, Any]]) -> list[str]:
     """The setting to recommend, chosen on the selection side only (StereoSet dev, CrowS half A).
 
@@ -399,19 +405,7 @@ def choice(runs: dict[str, dict[str, Any]], bases: dict[str, dict[str, Any]]) ->
         for c in categories:
             half = crows_split(len(bases[c]["crows"]))[0]
             ms[c] = side_metrics(bases[c], runs[c][name][1], "dev", half)
-        bad = [
-            f"{c}: "
-            + ", ".join(
-                w
-                for w, hit in (
-                    ("CrowS worse", m["crows_distance_change_ci"][0] > 0),
-                    ("LMS", m["base_lms"] - m["lms"] > LMS_DROP_LIMIT),
-                )
-                if hit
-            )
-            for c, m in ms.items()
-            if m["crows_distance_change_ci"][0] > 0 or m["base_lms"] - m["lms"] > LMS_DROP_LIMIT
-        ]
+        bad = [f"{c}: {', '.join(why)}" for c, m in ms.items() if (why := _refusal(m))]
         change = sum(abs(m["ss"] - 50) - abs(m["base_ss"] - 50) for m in ms.values()) / len(ms)
         (refused if bad else ranked).append((change, name, "; ".join(bad)))
     lines = [
