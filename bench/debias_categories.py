@@ -395,8 +395,9 @@ def choice(runs: dict[str, dict[str, Any]], bases: dict[str, dict[str, Any]]) ->
     """The setting to recommend, chosen on the selection side only (StereoSet dev, CrowS half A).
 
     Eligible: run in every category, and in none of them CrowS-Pairs further from 50 beyond its paired
-    interval or LMS down more than LMS_DROP_LIMIT. Ranked by the mean change of abs(SS - 50) in points over
-    the categories (not the % cut: religion's dev split starts 3.6 points from 50, where a % explodes)."""
+    interval or LMS down more than LMS_DROP_LIMIT. Ranked by how far both benchmarks moved toward 50: the
+    change of abs(SS - 50) plus the change of abs(CrowS - 50), in points, averaged over the categories
+    (points, not the % cut: religion's dev split starts 3.6 points from 50, where a % explodes)."""
     categories = list(runs)
     names = [n for n in SETTINGS if all(n in runs[c] for c in categories)]
     ranked, refused = [], []
@@ -406,20 +407,23 @@ def choice(runs: dict[str, dict[str, Any]], bases: dict[str, dict[str, Any]]) ->
             half = crows_split(len(bases[c]["crows"]))[0]
             ms[c] = side_metrics(bases[c], runs[c][name][1], "dev", half)
         bad = [f"{c}: {', '.join(why)}" for c, m in ms.items() if (why := _refusal(m))]
-        change = sum(abs(m["ss"] - 50) - abs(m["base_ss"] - 50) for m in ms.values()) / len(ms)
-        (refused if bad else ranked).append((change, name, "; ".join(bad)))
+        ss = sum(abs(m["ss"] - 50) - abs(m["base_ss"] - 50) for m in ms.values()) / len(ms)
+        crows = sum(abs(m["crows"] - 50) - abs(m["base_crows"] - 50) for m in ms.values()) / len(ms)
+        (refused if bad else ranked).append((ss + crows, ss, crows, name, "; ".join(bad)))
     lines = [
         "Choice (selection side only): eligible = CrowS-Pairs not further from 50 beyond its interval and LMS "
-        f"drop <= {LMS_DROP_LIMIT:g} in every category ({', '.join(categories)}); ranked by the mean change of "
-        "abs(SS - 50) in points.",
+        f"drop <= {LMS_DROP_LIMIT:g} in every category ({', '.join(categories)}); ranked by how far both "
+        "benchmarks moved toward 50 (mean over the categories of the change of abs(score - 50), points; "
+        "negative: toward 50).",
         "",
-        "| rank | setting | mean change of abs(SS-50), points | refused because |",
-        "|---|---|---|---|",
+        "| rank | setting | StereoSet + CrowS-Pairs | StereoSet | CrowS-Pairs | refused because |",
+        "|---|---|---|---|---|---|",
     ]
-    for i, (change, name, _) in enumerate(sorted(ranked)):
-        lines.append(f"| {i + 1} | {'**' + name + '**' if i == 0 else name} | {change:+.2f} | |")
-    for change, name, why in sorted(refused):
-        lines.append(f"| - | {name} | {change:+.2f} | {why} |")
+    for i, (both, ss, crows, name, _) in enumerate(sorted(ranked)):
+        shown = f"**{name}**" if i == 0 else name
+        lines.append(f"| {i + 1} | {shown} | {both:+.2f} | {ss:+.2f} | {crows:+.2f} | |")
+    for both, ss, crows, name, why in sorted(refused):
+        lines.append(f"| - | {name} | {both:+.2f} | {ss:+.2f} | {crows:+.2f} | {why} |")
     return lines
 
 
