@@ -90,7 +90,7 @@ def test_balance_terms_name_the_counterpart_groups_the_data_leaves_out() -> None
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        ({"balance_groups": 0, "balance_terms": "white"}, "needs --balance-groups N"),
+        ({"balance_terms": "white"}, "needs --balance-groups N"),
         ({"balance_groups": 1, "balance_terms": ["white", " "]}, "has an empty term"),
     ],
 )
@@ -133,12 +133,12 @@ def settings(model: str, data: list[Path], out: Path, **kw: object) -> DebiasSet
 
 def test_settings_bounds_and_fingerprint() -> None:
     s = settings("m", [Path("a.json")], Path("o"))
-    assert (s.balance_groups, s.group_kl) == (1, 1.0)  # on by default: the measured best setting
+    assert (s.balance_groups, s.group_kl) == (0, 0.0)
     with pytest.raises(UserError, match=r"--balance-groups(.|\n)*--group-kl"):
         settings("m", [Path("a.json")], Path("o"), balance_groups=-1, group_kl=-0.5)
     assert (
         s.fingerprint_fields()
-        != settings("m", [Path("a.json")], Path("o"), group_kl=0.5).fingerprint_fields()
+        != settings("m", [Path("a.json")], Path("o"), group_kl=1.0).fingerprint_fields()
     )
 
 

@@ -27,13 +27,13 @@ def test_defaults_and_learning_rate_per_method() -> None:
     # The setting measured best on both benchmarks in every category (docs/results.md).
     assert (s.method, s.objective, s.cda_mode, s.epochs, s.batch_size, s.max_length) == (
         "bottleneck",
-        "sentence",
+        "attribute",
         "cased",
         1,
         16,
         40,
     )
-    assert (s.balance_groups, s.group_kl, s.reduction_factor, s.learning_rate()) == (1, 1.0, 16, 3e-4)
+    assert (s.balance_groups, s.group_kl, s.reduction_factor, s.learning_rate()) == (0, 0.0, 16, 3e-4)
     assert [check(method=m).learning_rate() for m in ("lora", "bottleneck", "full")] == [2e-4, 3e-4, 2e-5]
     assert check(method="full", lr=1e-3).learning_rate() == 1e-3
 

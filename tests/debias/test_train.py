@@ -26,9 +26,9 @@ def tiny_bert(tiny_bert_dir: Path) -> str:
 
 def settings(model: str, data: list[Path], out: Path, **kw: object) -> DebiasSettings:
     """Settings validated as the CLI validates its flags (errors name the flags)."""
-    # LoRA without group balancing or the anchor unless a test says otherwise (those have their own tests).
+    # LoRA on whole sentences unless a test says otherwise.
     base = {"epochs": 2, "batch_size": 4, "max_length": 24, "save_every": 1, "limit": 24, "method": "lora"}
-    base |= {"balance_groups": 0, "group_kl": 0.0}
+    base |= {"objective": "sentence"}
     values = {"model": model, "data": [str(p) for p in data], "out": str(out), **base, **kw}
     return validate_settings(DebiasSettings, values, source="test", prefix="--")
 

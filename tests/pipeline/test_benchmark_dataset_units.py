@@ -80,12 +80,12 @@ def test_verdict(stereoset: str, crows: str, expected: str) -> None:
 
 def test_recommended_training_is_the_measured_best_setting() -> None:
     # docs/results.md: bottleneck adapter, reduction factor 16, lr 3e-4, one epoch, batch 16, 40 tokens, seed 0,
-    # group-balanced, group-term KL anchor weight 1
+    # attribute objective
     t = BenchmarkSettings(source="x.jsonl", out=Path("o")).training
     assert (t.method, t.reduction_factor, t.learning_rate(), t.epochs, t.batch_size, t.max_length, t.seed) == (
         "bottleneck", 16, 3e-4, 1, 16, 40, 0,
     )  # fmt: skip
-    assert (t.objective, t.balance_groups, t.group_kl) == ("sentence", 1, 1.0)
+    assert (t.objective, t.balance_groups, t.group_kl) == ("attribute", 0, 0.0)
     assert t == RECOMMENDED_TRAINING
 
 

@@ -1,9 +1,8 @@
 """`vdata benchmark-dataset`'s settings, declared once (the CLI maps its flags onto them, the docs cite them).
 
 `RECOMMENDED_TRAINING` is how a category's sample is trained: `vdata debias`'s defaults, which are the setting
-measured best on both StereoSet and CrowS-Pairs in every category (docs/results.md: a Pfeiffer bottleneck
-adapter, reduction factor 16, lr 3e-4, one epoch, batch 16, at most 40 tokens, seed 0, group-balanced with
-the group-term KL anchor). When a later experiment recommends another setting, change the defaults in
+measured best on both StereoSet and CrowS-Pairs across the categories (docs/results.md: a Pfeiffer bottleneck
+adapter, reduction factor 16, lr 3e-4, one epoch, batch 16, at most 40 tokens, seed 0, attribute objective). When a later experiment recommends another setting, change the defaults in
 `vdata.debias.settings`: the fingerprint of every debias step includes them, so the next run retrains.
 """
 
