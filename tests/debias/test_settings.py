@@ -53,6 +53,7 @@ def test_comma_separated_lists_as_the_flags_give_them() -> None:
         ({"mitigation": "token,magic"}, "unknown --mitigation magic; choose from token, mask, loss"),
         ({"mix_corpus": "c.txt", "bias_ratio": 1.5}, "must be between 0 and 1 (the synthetic share)"),
         ({"bias_ratio": 0.5}, "needs --mix-corpus FILE"),
+        ({"mix_corpus": "c.txt"}, "option '--mix-corpus': needs --objective sentence"),
         ({"method": "bottleneck", "merge": True}, "option '--merge': applies to LoRA only"),
         ({"epochs": 0}, "option '--epochs': Input should be greater than or equal to 1"),
         ({"batch_size": 0}, "option '--batch-size'"),

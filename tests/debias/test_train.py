@@ -187,6 +187,8 @@ def test_cli_exit_code_2(tmp_path: Path, data_dir: Path) -> None:
             str(data_dir / HAN_S),
             "--out",
             str(out),
+            "--objective",
+            "sentence",
             "--mix-corpus",
             str(tmp_path / "missing.txt"),
             "--bias-ratio",

@@ -123,6 +123,18 @@ class DebiasOptions(StageSettings):
                 )
         return value
 
+    @field_validator("mix_corpus")
+    @classmethod
+    def _corpus_needs_sentence_objective(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # The attribute objective labels only a record's attribute word; corpus lines have none, so they
+        # would all be dropped without a word.
+        if value and info.data.get("objective") == "attribute":
+            raise ValueError(
+                "needs --objective sentence: the attribute objective (the default) trains only the attribute "
+                "word of each record, and corpus lines have none"
+            )
+        return value
+
     @field_validator("bias_ratio", mode="before")
     @classmethod
     def _share(cls, value: Any, info: ValidationInfo) -> Any:
