@@ -3,9 +3,11 @@ back from it unchanged, on SQLite and PostgreSQL; every refusal changes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -55,6 +57,20 @@ def fill(engine: Engine) -> dict[str, list[str]]:
 def all_rows(engine: Engine) -> list[tuple[Any, ...]]:
     with engine.connect() as conn:
         return list(conn.execute(select(record_store).order_by(record_store.c.seq)).all())
+
+
+@contextlib.contextmanager
+def row_changed(engine: Engine, record_id: str, **values: Any) -> Iterator[None]:
+    """The record with `values` while the block runs, then as it was."""
+    row = record_store.c.id == record_id
+    with engine.begin() as conn:
+        before = conn.execute(select(*(record_store.c[k] for k in values)).where(row)).one()._asdict()
+        conn.execute(update(record_store).where(row).values(**values))
+    try:
+        yield
+    finally:
+        with engine.begin() as conn:
+            conn.execute(update(record_store).where(row).values(**before))
 
 
 def partition_exists(engine: Engine, month: str) -> bool:
@@ -167,28 +183,18 @@ def test_refusals_change_nothing(db_url: str, tmp_path: Path) -> None:
     changed = all_rows(engine)
 
     # A record whose text changed since the snapshot: the row-by-row comparison finds it.
-    with engine.begin() as conn:
-        conn.execute(
-            update(record_store).where(record_store.c.id == ids["2025-01"][0]).values(target="someone else")
-        )
-    with pytest.raises(UserError, match="1 different from the database"):
+    with (
+        row_changed(engine, ids["2025-01"][0], target="someone else"),
+        pytest.raises(UserError, match="1 different from the database"),
+    ):
         archive.archive(engine, out, older_than="12mo", now=NOW)
-    with engine.begin() as conn:
-        conn.execute(
-            update(record_store).where(record_store.c.id == ids["2025-01"][0]).values(target="engineer")
-        )
 
     # A pending record in the month: it is in no snapshot.
-    with engine.begin() as conn:
-        conn.execute(
-            update(record_store).where(record_store.c.id == ids["2025-01"][1]).values(status="pending")
-        )
-    with pytest.raises(UserError, match="await moderation"):
+    with (
+        row_changed(engine, ids["2025-01"][1], status="pending"),
+        pytest.raises(UserError, match="await moderation"),
+    ):
         archive.archive(engine, out, older_than="12mo", now=NOW)
-    with engine.begin() as conn:
-        conn.execute(
-            update(record_store).where(record_store.c.id == ids["2025-01"][1]).values(status="approved")
-        )
 
     # A corrupt shard (one byte flipped): its sha256 no longer matches the manifest.
     snapshot_dir = out / list_snapshots(out)[-1]
