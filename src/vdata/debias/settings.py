@@ -62,8 +62,8 @@ class DebiasOptions(StageSettings):
     balance_terms: list[str] = Field(
         default_factory=list,
         description="`balance_groups`: the counterpart groups for targets outside the word lists (default: "
-        "the data's own targets). Name the groups the data leaves out, e.g. white,Caucasian for race data "
-        "about minorities: benchmarks contrast them with the groups the data names.",
+        "the data's own targets), e.g. white,Caucasian. Measured on race: naming one group as every "
+        "sentence's counterpart overshoots CrowS-Pairs (docs/results.md).",
     )
     group_kl: float = Field(
         0.0,
