@@ -172,7 +172,9 @@ def test_requests_in_flight_share_the_slots_and_make_the_same_kind_of_records(ll
         return [t for c, r in zip(completions, reqs, strict=True) for t in strategy.parse(c.text, r).triples]
 
     alone, together = triples(one, requests[:2]), triples(many, requests)
-    assert alone and len(together) >= 4  # the small model formats most answers as asked
+    # Batched decoding is not bit-identical across runs, so how many of the 8 answers parse varies (3-5 of 8 seen);
+    # garbled slots would parse none.
+    assert alone and len(together) >= 2
     assert {type(t) for t in alone} == {type(t) for t in together}
     for t in [*alone, *together]:
         assert t.text and t.target and t.attribute
