@@ -16,7 +16,8 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -212,6 +213,27 @@ def fresh_server(
     finally:
         server.close()
         threaded.__exit__(None, None, None)
+
+
+def run_in_threads(worker: Callable[[int], None], n: int) -> None:
+    """Call worker(0..n-1) in n threads released together; re-raise the first error in the test thread."""
+    start = threading.Barrier(n)
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            start.wait()
+            worker(i)
+        except BaseException as e:  # a thread's failure must fail the test, not just print
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
 
 
 def sample_records(n: int, prefix: str = "Sample", category: str = "gender") -> list[dict[str, Any]]:

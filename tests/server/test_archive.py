@@ -7,6 +7,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,7 +22,7 @@ from vdata.server import archive, store
 from vdata.server.db import record_store
 from vdata.server.snapshot import list_snapshots, take_snapshot
 
-from .conftest import new_db_url, start_server
+from .conftest import new_db_url, run_in_threads, start_server
 from .snapshot_helpers import add_records, make_db, snapshot_settings
 
 NOW = datetime(2026, 6, 15, tzinfo=UTC)  # "12mo" before it: months up to 2025-05 go
@@ -357,35 +358,21 @@ def test_postgres_concurrent_puts_of_the_same_texts_store_each_once(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     """The key table replaces the unique constraints: racing PUTs of one text still store it once."""
-    import threading
-
     engine = make_db(new_db_url("postgres", request, tmp_path_factory))
     shared = [
         Record(text=f"Shared sentence {i}: a nurse can be anyone, so can an engineer.") for i in range(40)
     ]
     accepted: list[str] = []
-    errors: list[BaseException] = []
     lock = threading.Lock()
-    start = threading.Barrier(6)
 
     def put(n: int) -> None:
-        try:
-            start.wait()
-            for i in range(0, len(shared), 10):
-                own = Record(text=f"Own sentence {n}-{i} about engineers and nurses.")
-                batch = [*shared[i : i + 10], own]
-                outcome = store.put_records(engine, batch, f"c{n}")
-                with lock:
-                    accepted.extend(outcome.accepted)
-        except BaseException as e:  # reported by the test thread
-            errors.append(e)
+        for i in range(0, len(shared), 10):
+            own = Record(text=f"Own sentence {n}-{i} about engineers and nurses.")
+            outcome = store.put_records(engine, [*shared[i : i + 10], own], f"c{n}")
+            with lock:
+                accepted.extend(outcome.accepted)
 
-    threads = [threading.Thread(target=put, args=(n,)) for n in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
+    run_in_threads(put, 6)
     stored = [r.id for r in all_rows(engine)]
     assert len(stored) == len(set(stored)) == 40 + 6 * 4
     assert sorted(accepted) == sorted(stored)  # every stored record was reported accepted exactly once
