@@ -88,6 +88,7 @@ SEED = 0
 RESAMPLES = 1000
 TARGET_REDUCTION = 20.0
 LMS_DROP_LIMIT = 1.0
+Metrics = dict[str, dict[str, dict[str, dict[str, Any]]]]  # side -> category -> setting -> figures
 
 
 def han_files(category: str, data_dir: Path) -> list[str]:
@@ -362,19 +363,29 @@ def _ci(ci: list[float]) -> str:
     return f"[{ci[0]:.1f}, {ci[1]:.1f}]"
 
 
-def table(runs: dict[str, dict[str, Any]], bases: dict[str, dict[str, Any]], side: str) -> list[str]:
-    split = "dev" if side == "selection" else "test"
+def all_metrics(runs: dict[str, dict[str, Any]], bases: dict[str, dict[str, Any]]) -> Metrics:
+    """side -> category -> setting -> side_metrics: selection = StereoSet dev + CrowS half A, report = test + B."""
+    out: Metrics = {}
+    for side, split, which in (("selection", "dev", 0), ("report", "test", 1)):
+        out[side] = {
+            c: {
+                n: side_metrics(bases[c], ev, split, crows_split(len(bases[c]["crows"]))[which])
+                for n, (_, ev) in r.items()
+            }
+            for c, r in runs.items()
+        }
+    return out
+
+
+def table(metrics: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
     lines = [
         "| category | setting | SS before -> after | abs(SS-50) cut [paired CI] | LMS before -> after | "
         "CrowS before -> after [CI after] | CrowS distance to 50, change [paired CI] | verdict | target |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for category, by_setting in runs.items():
-        n = len(bases[category]["crows"])
-        half = crows_split(n)[0 if side == "selection" else 1]
+    for category, by_setting in metrics.items():
         for name in [s for s in SETTINGS if s in by_setting] + [s for s in by_setting if s not in SETTINGS]:
-            _, ev = by_setting[name]
-            m = side_metrics(bases[category], ev, split, half)
+            m = by_setting[name]
             ok, why = meets_target(m)
             lines.append(
                 f"| {category} | {name} | {m['base_ss']:.2f} -> {m['ss']:.2f} | {m['ss_reduction']:.1f}% "
@@ -391,21 +402,18 @@ def _refusal(m: dict[str, Any]) -> list[str]:
     return why + (["LMS"] if m["base_lms"] - m["lms"] > LMS_DROP_LIMIT else [])
 
 
-def choice(runs: dict[str, dict[str, Any]], bases: dict[str, dict[str, Any]]) -> list[str]:
+def choice(selection: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
     """The setting to recommend, chosen on the selection side only (StereoSet dev, CrowS half A).
 
     Eligible: run in every category, and in none of them CrowS-Pairs further from 50 beyond its paired
     interval or LMS down more than LMS_DROP_LIMIT. Ranked by how far both benchmarks moved toward 50: the
     change of abs(SS - 50) plus the change of abs(CrowS - 50), in points, averaged over the categories
     (points, not the % cut: religion's dev split starts 3.6 points from 50, where a % explodes)."""
-    categories = list(runs)
-    names = [n for n in SETTINGS if all(n in runs[c] for c in categories)]
+    categories = list(selection)
+    names = [n for n in SETTINGS if all(n in selection[c] for c in categories)]
     ranked, refused = [], []
     for name in names:
-        ms = {}
-        for c in categories:
-            half = crows_split(len(bases[c]["crows"]))[0]
-            ms[c] = side_metrics(bases[c], runs[c][name][1], "dev", half)
+        ms = {c: selection[c][name] for c in categories}
         bad = [f"{c}: {', '.join(why)}" for c, m in ms.items() if (why := _refusal(m))]
         ss = sum(abs(m["ss"] - 50) - abs(m["base_ss"] - 50) for m in ms.values()) / len(ms)
         crows = sum(abs(m["crows"] - 50) - abs(m["base_crows"] - 50) for m in ms.values()) / len(ms)
@@ -436,18 +444,19 @@ def write_report(args: argparse.Namespace) -> str:
     runs = {c: r for c, r in done_runs(args.work).items() if c in bases}
     order = {c: i for i, c in enumerate(CATEGORIES)}
     runs = dict(sorted(runs.items(), key=lambda kv: order.get(kv[0], 99)))
+    metrics = all_metrics(runs, bases)
     lines = [
         "# bench/debias_categories.py",
         "",
         "Selection (choose settings here): StereoSet DEV split, CrowS-Pairs seeded half A (seed 0).",
         "",
-        *table(runs, bases, "selection"),
+        *table(metrics["selection"]),
         "",
         "Report (quote these; not used for choosing): StereoSet TEST split, CrowS-Pairs the other half B.",
         "",
-        *table(runs, bases, "report"),
+        *table(metrics["report"]),
         "",
-        *choice(runs, bases),
+        *choice(metrics["selection"]),
         "",
         "| category | setting | train examples | steps | train s | eval s |",
         "|---|---|---|---|---|---|",
@@ -461,24 +470,7 @@ def write_report(args: argparse.Namespace) -> str:
             )
     text = "\n".join(lines) + "\n"
     write_text_atomic(args.work / "results.md", text)
-    write_json_atomic(
-        args.work / "summary.json",
-        {
-            side: {
-                c: {
-                    n: side_metrics(
-                        bases[c],
-                        ev,
-                        "dev" if side == "selection" else "test",
-                        crows_split(len(bases[c]["crows"]))[0 if side == "selection" else 1],
-                    )
-                    for n, (_, ev) in r.items()
-                }
-                for c, r in runs.items()
-            }
-            for side in ("selection", "report")
-        },
-    )
+    write_json_atomic(args.work / "summary.json", metrics)
     return text
 
 
