@@ -210,3 +210,20 @@ def test_an_unloadable_judge_model_fails_before_any_request(stub, tmp_path: Path
     r = vdata("gen", str(tmp_path / "x.jsonl"), str(opts), "-k", "k", env=env)
     assert r.returncode == 2 and "cannot load model" in r.stderr and "no-such-model" in r.stderr
     assert server.requests == 0 and not (tmp_path / "x.jsonl").exists()
+
+
+def test_unusable_word_lists_fail_before_any_request(stub, tmp_path: Path) -> None:
+    """The gate's CDA word lists are read before generating, not after the first answers arrive (a
+    corrupt copy, so no download is tried whatever the network)."""
+    server = stub()
+    opts = tmp_path / "o.json"
+    opts.write_text(
+        json.dumps({"provider": "openai", "model": "stub", "base_url": server.base_url, "verify": True})
+    )
+    data = tmp_path / "benchmarks"
+    (data / "bias_attribute_words").mkdir(parents=True)
+    (data / "bias_attribute_words" / "bias_attribute_words.json").write_text('{"gender": []}')
+    env = {**os.environ, "VDATA_DATA_DIR": str(data), "VDATA_CONTRIBUTE": "never"}
+    r = vdata("gen", str(tmp_path / "x.jsonl"), str(opts), "-k", "k", env=env)
+    assert r.returncode == 2 and "checksum mismatch" in r.stderr and "bias_attribute_words.json" in r.stderr
+    assert server.requests == 0 and not (tmp_path / "x.jsonl").exists()

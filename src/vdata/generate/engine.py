@@ -47,6 +47,7 @@ from vdata.generate.strategies import GenRequest, RunState, Strategy, get_strate
 from vdata.generate.summary import Summary
 from vdata.generate.templates import Message, load_template, messages_sha256
 from vdata.generate.verify import enabled_checks, verify_records
+from vdata.generate.verify.lexicon import load_lexicon
 
 JOURNAL_FLUSH_S = 0.5
 JOURNAL_FLUSH_RECORDS = 256
@@ -455,11 +456,13 @@ class Engine:
 
 
 def prepare_gate(options: GenOptions) -> float:
-    """Before the first request: check the gate's check names and load its judge model, so an unknown
-    name or an unloadable judge_model is an error now. Returns the seconds the judge took to load."""
+    """Before the first request: check the gate's check names, read its word lists and load its judge
+    model, so an unknown name, missing benchmark data or an unloadable judge_model is an error now, not
+    after minutes of generation. Returns the seconds the judge took to load."""
     if not options.gate_on:
         return 0.0
     specs = enabled_checks(options.verify_options)
+    load_lexicon()  # the form and model checks swap terms with bias-bench's CDA word lists
     if not any(spec.family == "model" for spec in specs):
         return 0.0
     started = time.monotonic()
