@@ -205,6 +205,20 @@ def _escape_like(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+# A substring of fewer characters has no trigram: the trigram index (migration 0007) cannot serve it.
+SUBSTRING_INDEX_MIN = 3
+# SQLite's trigram index (0007): an FTS5 table whose rowid is record_store.seq.
+records_trgm = table("records_trgm", column("rowid"))
+_TRGM_MATCH = literal_column("records_trgm").op("MATCH")(bindparam("trigrams", type_=Text))
+
+
+def trigram_match(q: str) -> str:
+    """FTS5 query for the rows holding every trigram of `q` (quoted tokens ANDed: the index keeps no
+    positions, so no phrase queries); the caller keeps its LIKE test, which makes the answer exact."""
+    trigrams = sorted({q[i : i + 3] for i in range(len(q) - 2)})
+    return " AND ".join('"' + t.replace('"', '""') + '"' for t in trigrams)
+
+
 @functools.lru_cache(maxsize=256)
 def _records_statement(
     columns: tuple[str, ...],
@@ -213,21 +227,36 @@ def _records_statement(
     by_provider: bool,
     by_text: bool,
     after: bool,
+    text_indexed: bool = False,
     json_dialect: str | None = None,
+    dialect: str = "",
 ) -> Select[Any]:
-    """One statement per filter shape, built once: SQLAlchemy then reuses its compiled form.
+    """One statement per filter shape and dialect, built once: SQLAlchemy then reuses its compiled form.
 
     Selects `seq` and the columns, or, with `json_dialect`, `seq` and each row already serialised as a
     JSON object by the database (SQLite `json_object`, PostgreSQL `json_build_object`), which spares the
     hottest endpoint building and serialising a dict per row in Python.
+
+    A substring search the trigram index can serve (`text_indexed`) reads, on SQLite, the FTS5 trigram
+    table first and pages by its rowid (= seq, yielded in order), like browse.py's word search; the
+    status test is then written so that no record_store index can serve it, or SQLite walks record_store
+    and runs the FTS5 query per row. PostgreSQL's planner picks the GIN trigram index by itself.
     """
+    via_trigrams = by_text and text_indexed and dialect == "sqlite"
     if json_dialect is None:
         cols: list[Any] = [record_store.c[name] for name in columns]
     else:
         pairs = [x for name in columns for x in (literal_column(f"'{name}'"), record_store.c[name])]
         obj = func.json_object(*pairs) if json_dialect == "sqlite" else func.json_build_object(*pairs)
         cols = [cast(obj, Text) if json_dialect == "postgresql" else obj]
-    stmt = select(record_store.c.seq, *cols).where(record_store.c.status == bindparam("status"))
+    seq = record_store.c.seq
+    if via_trigrams:
+        seq = records_trgm.c.rowid
+        source = records_trgm.join(record_store, record_store.c.seq == records_trgm.c.rowid)
+        stmt = select(seq, *cols).select_from(source).where(_TRGM_MATCH)
+        stmt = stmt.where(record_store.c.status + "" == bindparam("status"))
+    else:
+        stmt = select(seq, *cols).where(record_store.c.status == bindparam("status"))
     if n_categories:
         # One bound parameter per category (not an "expanding" one): the SQL text is fixed per count.
         options = [bindparam(f"category_{i}") for i in range(n_categories)]
@@ -239,15 +268,15 @@ def _records_statement(
     if by_text:
         stmt = stmt.where(func.lower(record_store.c.text).like(bindparam("pattern"), escape="\\"))
     if after:
-        stmt = stmt.where(record_store.c.seq > bindparam("after_seq"))
-    return stmt.order_by(record_store.c.seq).limit(bindparam("limit"))
+        stmt = stmt.where(seq > bindparam("after_seq"))
+    return stmt.order_by(seq).limit(bindparam("limit"))
 
 
 @dataclass(frozen=True)
 class PageQuery:
     """One page of records: the filter shape (what the SQL text depends on) and the bound values."""
 
-    shape: tuple[tuple[str, ...], int, bool, bool, bool, bool]
+    shape: tuple[tuple[str, ...], int, bool, bool, bool, bool, bool]
     params: dict[str, Any]
     limit: int  # rows wanted; the statement asks for one more, to know whether a next page exists
 
@@ -264,7 +293,16 @@ def records_query(
     limit: int,
 ) -> PageQuery:
     """A page of records (user input only in bound parameters)."""
-    shape = (tuple(columns), len(categories), bool(strategy), bool(provider), bool(q), after_seq is not None)
+    indexed = bool(q) and len(q or "") >= SUBSTRING_INDEX_MIN
+    shape = (
+        tuple(columns),
+        len(categories),
+        bool(strategy),
+        bool(provider),
+        bool(q),
+        after_seq is not None,
+        indexed,
+    )
     params: dict[str, Any] = {"status": status, "limit": limit + 1}
     for i, category in enumerate(categories):
         params[f"category_{i}"] = category
@@ -274,6 +312,8 @@ def records_query(
         params["provider"] = provider
     if q:
         params["pattern"] = f"%{_escape_like(q.lower())}%"
+    if indexed and q:
+        params["trigrams"] = trigram_match(q)
     if after_seq is not None:
         params["after_seq"] = after_seq
     return PageQuery(shape, params, limit)
@@ -287,7 +327,7 @@ def _split_page(raw: Sequence[Any], limit: int) -> tuple[Sequence[Any], str | No
 
 def fetch_page(engine: Engine, query: PageQuery) -> tuple[list[dict[str, Any]], str | None]:
     """Rows of one keyset page as dicts, and the cursor of the next page (None on the last page)."""
-    stmt = _records_statement(*query.shape)
+    stmt = _records_statement(*query.shape, dialect=engine.dialect.name)
     with engine.connect() as conn:
         result = conn.execute(stmt, query.params)
         keys = list(map(str, result.keys()))[1:]
@@ -305,7 +345,9 @@ def _compiled_json_page(
 ) -> tuple[str, tuple[str, ...] | None, dict[str, Any]]:
     """(SQL text in the driver's parameter style, parameter order for positional styles, values of the
     parameters the compiler added itself, such as SQLite's `OFFSET ?` after a bound LIMIT)."""
-    compiled = _records_statement(*shape, json_dialect=dialect.name).compile(dialect=dialect)
+    compiled = _records_statement(*shape, json_dialect=dialect.name, dialect=dialect.name).compile(
+        dialect=dialect
+    )
     order = tuple(compiled.positiontup) if dialect.positional and compiled.positiontup else None
     return str(compiled), order, dict(compiled.params)
 
