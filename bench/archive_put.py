@@ -1,4 +1,5 @@
-"""What migration 0006_archive costs a PUT, and what archiving a month takes, measured side by side.
+"""What a migration costs a PUT (by default 0006_archive: head against 0005_scale; `--before 0006_archive`
+for 0007's trigram index), and what archiving a month takes, measured side by side.
 
 PostgreSQL: `record_store` partitioned by month with a row trigger that claims each new record's key in
 `record_keys` (0006) against the plain table with unique constraints (0005_scale); SQLite: the dedup
@@ -7,6 +8,7 @@ batch, the server's PUT path), one database per schema, alternated per round so 
 both alike. Then archive (verify + detach/delete) and restore one month of the head database.
 
 Usage: nice -n 10 .venv/bin/python bench/archive_put.py [--records 20000] [--rounds 3] [--backends sqlite,postgres]
+                                                        [--before REVISION] [--no-archive]
 """
 
 from __future__ import annotations
@@ -106,6 +108,8 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument("--before", default="0005_scale", help="revision to compare head with")
+    parser.add_argument("--no-archive", action="store_true", help="only the PUT comparison")
     args = parser.parse_args()
     print(f"load average at start: {os.getloadavg()[0]:.2f}")
     with tempfile.TemporaryDirectory(prefix="vdata-archive-bench-") as tmp:
@@ -114,18 +118,21 @@ def main() -> None:
             pg = Postgres() if backend == "postgres" else None
             cluster_url = pg.start() if pg else None
             try:
-                rates: dict[str, list[float]] = {"0005_scale": [], "head": []}
+                rates: dict[str, list[float]] = {args.before: [], "head": []}
                 urls = {}
                 for round_ in range(args.rounds):
                     for revision in rates:
                         name = f"bench_{revision.replace('_', '')}_{round_}".lower()
                         urls[revision] = new_db(backend, cluster_url, name, folder, revision)
                         rates[revision].append(put_rate(urls[revision], records(args.records, f"r{round_}")))
-                before, after = (statistics.median(rates[r]) for r in ("0005_scale", "head"))
+                before, after = (statistics.median(rates[r]) for r in (args.before, "head"))
                 print(
                     f"{backend}: PUT {args.records:,} records in batches of {BATCH}, median of {args.rounds}: "
-                    f"0005 {before:,.0f}/s, 0006 {after:,.0f}/s, ratio 0006/0005 {after / before:.2f}"
+                    f"{args.before} {before:,.0f}/s, head {after:,.0f}/s, ratio head/{args.before} "
+                    f"{after / before:.2f} (each round: {', '.join(f'{a / b:.2f}' for a, b in zip(rates['head'], rates[args.before], strict=True))})"
                 )
+                if args.no_archive:
+                    continue
                 rows, archived_s, restored_s = archive_month(urls["head"], folder)
                 print(
                     f"{backend}: archive one month of {rows:,} records {archived_s:.2f} s, restore {restored_s:.2f} s"
