@@ -128,6 +128,11 @@ def test_tiny_model_run_then_resume_then_history(tmp_path: Path, dataset: Path, 
     assert round(stereoset.aggregate(examples, scores)["SS"], 2) == s["ss_after"]
     report = (out / "report.md").read_text()
     assert "| gender | 60 | measured (24 trained)" in report and "skipped: 12 clean records" in report
+    # The setting as trained (the method's default lr resolved), in benchmark.json and the report.
+    assert (
+        doc["settings"]["training"]["lr"] == 3e-4 and doc["settings"]["training"]["objective"] == "attribute"
+    )
+    assert "(bottleneck, attribute objective, lr 0.0003, 1 epoch(s)" in report
     assert (out / "bias.png").stat().st_size > 0 and not (out / "history.png").exists()
 
     model_files = {p: p.stat().st_mtime_ns for p in (out / "models").rglob("*") if p.is_file()}

@@ -306,7 +306,8 @@ class BenchmarkDataset:
                 "resamples": self.s.resamples,
                 "seed": self.s.seed,
                 "stereoset_split": STEREOSET_SPLIT,
-                "training": _json(self.s.training),
+                # lr as trained: the settings leave it to the method's default when not set.
+                "training": {**_json(self.s.training), "lr": self.s.training.learning_rate()},
             },
             "versions": versions(),
             "audit": audit_figures(audit),

@@ -135,7 +135,8 @@ def report_text(
         + f", {src['records']:,} approved records, data sha256 `{src['data_sha256'][:16]}…`. "
         f"Model `{document['model']['name']}` (sha256 `{str(document['model']['sha256'])[:16]}…`), "
         f"trained per category on {settings['sample']:,} records stratified by target term "
-        f"({settings['training']['method']}, lr {settings['training']['lr']}, "
+        f"({settings['training']['method']}, {settings['training'].get('objective', 'sentence')} objective, "
+        f"lr {settings['training']['lr']}, "
         f"{settings['training']['epochs']} epoch(s), batch {settings['training']['batch_size']}, "
         f"max {settings['training']['max_length']} tokens, seed {settings['training']['seed']}).",
         "",
