@@ -195,8 +195,9 @@ def load_postgres(url: str, n: int) -> None:
         conn.execute("VACUUM ANALYZE record_store")
 
 
-def size_gb(engine: Any, path: Path | None) -> tuple[float, float]:
-    """(table GB, index GB): PostgreSQL from its size functions; SQLite from dbstat (tables vs indexes)."""
+def size_gb(engine: Any, path: Path | None) -> tuple[float, float, float]:
+    """(table GB, index GB, of which migration 0007's trigram index): PostgreSQL from its size functions;
+    SQLite from dbstat (tables vs indexes; the trigram index is an FTS5 table, so counted in "table")."""
     from sqlalchemy import text
 
     with engine.connect() as conn:
@@ -211,48 +212,28 @@ def size_gb(engine: Any, path: Path | None) -> tuple[float, float]:
                 )
             ).one()
             table += conn.execute(text("SELECT pg_total_relation_size('record_counts')")).scalar_one()
-            return float(table) / 1e9, float(index) / 1e9
+            trigram = conn.execute(
+                text(
+                    "SELECT COALESCE(SUM(pg_relation_size(indexrelid::regclass)), 0) FROM pg_index "
+                    "WHERE pg_get_indexdef(indexrelid) LIKE '%gin_trgm_ops%'"
+                )
+            ).scalar_one()
+            return float(table) / 1e9, float(index) / 1e9, float(trigram) / 1e9
     con = sqlite3.connect(path)
     try:
         sizes = dict(
             con.execute(
-                "SELECT CASE WHEN m.type = 'index' THEN 'index' ELSE 'table' END, SUM(s.pgsize) "
+                "SELECT CASE WHEN s.name LIKE 'records_trgm%' THEN 'trigram' "
+                "WHEN m.type = 'index' THEN 'index' ELSE 'table' END, SUM(s.pgsize) "
                 "FROM dbstat s LEFT JOIN sqlite_master m ON m.name = s.name GROUP BY 1"
             ).fetchall()
         )
+        sizes["table"] = sizes.get("table", 0) + sizes.get("trigram", 0)
     except sqlite3.OperationalError:  # no dbstat in this SQLite build: the whole file
         sizes = {"table": path.stat().st_size, "index": 0}
     finally:
         con.close()
-    return sizes.get("table", 0) / 1e9, sizes.get("index", 0) / 1e9
-
-
-def substring_index_gb(engine: Any, path: Path | None) -> float:
-    """The trigram index of migration 0007 alone (already counted in the table GB on SQLite, where it
-    is an FTS5 table, and in the index GB on PostgreSQL)."""
-    from sqlalchemy import text
-
-    if path is None:
-        with engine.connect() as conn:
-            return (
-                float(
-                    conn.execute(
-                        text(
-                            "SELECT COALESCE(SUM(pg_relation_size(indexrelid::regclass)), 0) FROM pg_index "
-                            "WHERE pg_get_indexdef(indexrelid) LIKE '%gin_trgm_ops%'"
-                        )
-                    ).scalar_one()
-                )
-                / 1e9
-            )
-    con = sqlite3.connect(path)
-    try:
-        size = con.execute("SELECT SUM(pgsize) FROM dbstat WHERE name LIKE 'records_trgm%'").fetchone()[0]
-    except sqlite3.OperationalError:  # no dbstat in this SQLite build
-        size = 0
-    finally:
-        con.close()
-    return (size or 0) / 1e9
+    return sizes.get("table", 0) / 1e9, sizes.get("index", 0) / 1e9, sizes.get("trigram", 0) / 1e9
 
 
 def read_paths(n: int) -> dict[str, list[str]]:
@@ -324,8 +305,9 @@ def measure(backend: str, n: int, args: argparse.Namespace) -> dict[str, float]:
         else:
             load_sqlite(work / "server.sqlite3", n)
         figures["load_s"] = time.perf_counter() - t0
-        figures["table_gb"], figures["index_gb"] = size_gb(engine, None if pg else work / "server.sqlite3")
-        figures["substring_index_gb"] = substring_index_gb(engine, None if pg else work / "server.sqlite3")
+        figures["table_gb"], figures["index_gb"], figures["substring_index_gb"] = size_gb(
+            engine, None if pg else work / "server.sqlite3"
+        )
         print(
             f"{backend} {n:,}: loaded in {figures['load_s']:.0f} s (load {os.getloadavg()[0]:.1f})",
             flush=True,

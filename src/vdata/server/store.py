@@ -293,7 +293,7 @@ def records_query(
     limit: int,
 ) -> PageQuery:
     """A page of records (user input only in bound parameters)."""
-    indexed = bool(q) and len(q or "") >= SUBSTRING_INDEX_MIN
+    indexed = len(q or "") >= SUBSTRING_INDEX_MIN
     shape = (
         tuple(columns),
         len(categories),
@@ -312,8 +312,8 @@ def records_query(
         params["provider"] = provider
     if q:
         params["pattern"] = f"%{_escape_like(q.lower())}%"
-    if indexed and q:
-        params["trigrams"] = trigram_match(q)
+    if indexed:
+        params["trigrams"] = trigram_match(q or "")
     if after_seq is not None:
         params["after_seq"] = after_seq
     return PageQuery(shape, params, limit)
