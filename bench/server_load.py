@@ -81,16 +81,25 @@ def free_port() -> int:
 
 
 class Postgres:
-    """A throw-away cluster on loopback (as root the binaries run as the `postgres` user)."""
+    """A throw-away cluster on loopback (as root the binaries run as the `postgres` user).
 
-    def __init__(self) -> None:
+    `keep`: a folder that outlives the run; when it already holds a cluster, that cluster is started as it is
+    (`reused` is then True), so a 10M-record table is loaded once for several runs. `settings`: extra
+    `postgresql.conf` values, e.g. DEPLOY_SETTINGS."""
+
+    def __init__(self, keep: Path | None = None, settings: dict[str, str] | None = None) -> None:
         found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
         if not found:
             raise FileNotFoundError("no PostgreSQL binaries; run scripts/install-postgres.sh")
         self.bin = Path(found[-1]).parent
-        self.base = Path(tempfile.mkdtemp(prefix="vdata-bench-pg-"))
+        self.keep = keep is not None
+        if keep is not None:
+            keep.mkdir(parents=True, exist_ok=True)
+        self.base = keep if keep is not None else Path(tempfile.mkdtemp(prefix="vdata-bench-pg-"))
+        self.reused = (self.base / "data" / "PG_VERSION").exists()
+        self.settings = settings or {}
         self.port = free_port()
-        (self.base / "sock").mkdir()
+        (self.base / "sock").mkdir(exist_ok=True)
         self.prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
         if os.geteuid() == 0:
             user = pwd.getpwnam("postgres")
@@ -98,14 +107,25 @@ class Postgres:
                 os.chown(p, user.pw_uid, user.pw_gid)
 
     def _run(self, *args: str) -> None:
-        subprocess.run([*self.prefix, *args], check=True, capture_output=True, timeout=120)
+        subprocess.run([*self.prefix, *args], check=True, capture_output=True, timeout=600)
 
     def start(self) -> str:
         data = str(self.base / "data")
-        self._run(
-            str(self.bin / "initdb"), "-D", data, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync"
-        )
+        if not self.reused:
+            self._run(
+                str(self.bin / "initdb"),
+                "-D",
+                data,
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            )
         opts = f"-p {self.port} -k {self.base / 'sock'} -c listen_addresses=127.0.0.1 -c max_connections=200"
+        opts += "".join(f" -c {key}={value}" for key, value in self.settings.items())
         self._run(
             str(self.bin / "pg_ctl"), "-D", data, "-o", opts, "-l", str(self.base / "log"), "-w", "start"
         )
@@ -115,7 +135,20 @@ class Postgres:
         try:
             self._run(str(self.bin / "pg_ctl"), "-D", str(self.base / "data"), "-m", "fast", "-w", "stop")
         finally:
-            shutil.rmtree(self.base, ignore_errors=True)
+            if not self.keep:
+                shutil.rmtree(self.base, ignore_errors=True)
+
+
+# The memory and planner settings of docs/deploy.md's postgresql.conf (a dedicated 16 GB machine), as
+# `-c` values: what a deployment runs with, against the stock settings' 128 MB of shared buffers.
+DEPLOY_SETTINGS = {
+    "shared_buffers": "4GB",
+    "effective_cache_size": "12GB",
+    "work_mem": "16MB",
+    "maintenance_work_mem": "1GB",
+    "random_page_cost": "1.1",
+    "autovacuum_vacuum_scale_factor": "0.02",
+}
 
 
 # ------------------------------------------------------------------------------------ the server

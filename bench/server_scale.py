@@ -42,7 +42,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from server_load import Postgres, ServerProcess, get_load, put_all
+from server_load import DEPLOY_SETTINGS, Postgres, ServerProcess, get_load, put_all
 from vdata.core.records import BASE_CATEGORIES
 from vdata.server import db, store
 
@@ -258,6 +258,13 @@ def read_paths(n: int) -> dict[str, list[str]]:
     }
 
 
+def stored_rows(engine: Any) -> int:
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        return int(conn.execute(text("SELECT COUNT(*) FROM record_store")).scalar_one())
+
+
 def put_with_dedup(url: str, n: int, start: int, puts: int) -> float:
     """records/s of PUT batches of 100: 90 new records and 10 already stored (answered as duplicates)."""
     new = [_as_record(r) for r in record_rows(puts * 90, seed=1, start=start)]
@@ -294,24 +301,34 @@ def timed_queries(run: Any, repeats: int) -> float:
 def measure(backend: str, n: int, args: argparse.Namespace) -> dict[str, float]:
     figures: dict[str, float] = {}
     work = Path(tempfile.mkdtemp(prefix="vdata-scale-"))
-    pg = Postgres() if backend == "postgres" else None
+    pg = None
+    if backend == "postgres":
+        keep = Path(args.pg_keep) / f"{n}" if args.pg_keep else None
+        pg = Postgres(keep=keep, settings=DEPLOY_SETTINGS if args.pg_settings == "deploy" else None)
     try:
         url = pg.start() if pg else f"sqlite:///{work / 'server.sqlite3'}"
         engine = db.make_engine(url)
         db.upgrade(engine)
-        t0 = time.perf_counter()
-        if pg:
-            load_postgres(url, n)
+        loaded = pg.base / "loaded.json" if pg and pg.keep else None
+        if loaded is not None and pg is not None and pg.reused and loaded.exists():
+            figures.update(json.loads(loaded.read_text(encoding="utf-8")))
+            print(f"{backend} {n:,}: reusing the cluster loaded in {figures['load_s']:.0f} s", flush=True)
         else:
-            load_sqlite(work / "server.sqlite3", n)
-        figures["load_s"] = time.perf_counter() - t0
-        figures["table_gb"], figures["index_gb"], figures["substring_index_gb"] = size_gb(
-            engine, None if pg else work / "server.sqlite3"
-        )
-        print(
-            f"{backend} {n:,}: loaded in {figures['load_s']:.0f} s (load {os.getloadavg()[0]:.1f})",
-            flush=True,
-        )
+            t0 = time.perf_counter()
+            if pg:
+                load_postgres(url, n)
+            else:
+                load_sqlite(work / "server.sqlite3", n)
+            figures["load_s"] = time.perf_counter() - t0
+            figures["table_gb"], figures["index_gb"], figures["substring_index_gb"] = size_gb(
+                engine, None if pg else work / "server.sqlite3"
+            )
+            if loaded is not None:
+                loaded.write_text(json.dumps(figures), encoding="utf-8")
+            print(
+                f"{backend} {n:,}: loaded in {figures['load_s']:.0f} s (load {os.getloadavg()[0]:.1f})",
+                flush=True,
+            )
         server = ServerProcess(url)
         try:
             for name, paths in read_paths(n).items():
@@ -323,7 +340,8 @@ def measure(backend: str, n: int, args: argparse.Namespace) -> dict[str, float]:
                 figures[f"{name}_req_s"] = count / args.seconds
                 if errors:
                     figures[f"{name}_errors"] = errors
-            figures["put_records_s"] = put_with_dedup(server.url, n, n, args.puts)
+            # New records continue after every row stored so far (a kept cluster holds earlier runs' PUTs).
+            figures["put_records_s"] = put_with_dedup(server.url, n, stored_rows(engine), args.puts)
             figures.update(live_query_figures(server.url, url, args.repeats))
         finally:
             server.stop()
@@ -389,6 +407,16 @@ def main() -> None:
     parser.add_argument("--puts", type=int, default=200, help="PUT batches of 100 (10 duplicates each)")
     parser.add_argument("--repeats", type=int, default=5, help="runs of the /v1/query aggregate")
     parser.add_argument("--json", help="also write the figures to this file, after each run")
+    parser.add_argument(
+        "--pg-settings",
+        choices=("stock", "deploy"),
+        default="stock",
+        help="PostgreSQL's stock settings, or docs/deploy.md's memory and planner settings",
+    )
+    parser.add_argument(
+        "--pg-keep",
+        help="keep each PostgreSQL cluster under DIR/<records> and reuse it when a later run asks for that size",
+    )
     args = parser.parse_args()
     sizes = [int(x) for x in args.records.split(",")]
     print(

@@ -3,12 +3,14 @@ keyset, the index is what serves a rare string, and it follows every write and a
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from alembic import command
 from sqlalchemy import Engine, delete, text, update
 
 from vdata.core.records import Record
-from vdata.server import db, store
+from vdata.server import browse, db, store
 from vdata.server.db import record_store
 
 from .conftest import new_db_url, start_server
@@ -63,7 +65,7 @@ def search(engine: Engine, q: str, limit: int = 2, indexed: bool | None = None) 
             status="approved", columns=["id", "text"], q=q, after_seq=after, limit=limit
         )
         if indexed is False:
-            query = store.PageQuery((*query.shape[:-1], False), query.params, query.limit)
+            query = store.PageQuery((*query.shape[:6], False, False), query.params, query.limit)
         rows, cursor = store.fetch_page(engine, query)
         seen += [r["text"] for r in rows]
         if cursor is None:
@@ -80,6 +82,67 @@ def test_indexed_search_answers_exactly_what_the_scan_does(engine: Engine) -> No
     assert search(engine, "50%") == [TEXTS[3]] and search(engine, "5_%") == []  # wildcards are literal
     assert search(engine, "café") == [TEXTS[4]]
     assert search(engine, "ab") == ["ab"]  # under three characters: the scan
+
+
+@pytest.mark.parametrize("probe_rows", [1, 4, 5_000])
+def test_the_walk_before_the_index_changes_no_answer(
+    engine: Engine, probe_rows: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL tries a walk of PROBE_ROWS rows first: however short or long it is, every page is the
+    scan's (a page it cannot fill goes to the index; a full one stands)."""
+    monkeypatch.setattr(store, "PROBE_ROWS", probe_rows)
+    put_texts(engine, TEXTS + [f"{t} (copy {i})" for i in range(6) for t in TEXTS[:3]])
+    for q in QUERIES:
+        for limit in (1, 2, 50):
+            assert search(engine, q, limit) == search(engine, q, limit, indexed=False), (q, limit)
+
+
+def word_search(engine: Engine, words: str, descending: bool) -> list[str]:
+    """Every page of the /records word search forwards, then every page backwards from the end."""
+    seen: list[str] = []
+    filters = browse.Filters(q=words)
+    page = browse.fetch_page(engine, browse.PageRequest(filters, descending=descending, limit=2))
+    while True:
+        seen += [r["text"] for r in page.rows]
+        if page.next_cursor is None:
+            break
+        request = browse.PageRequest(filters, descending=descending, after=page.next_cursor, limit=2)
+        page = browse.fetch_page(engine, request)
+    while page.prev_cursor is not None:
+        request = browse.PageRequest(filters, descending=descending, before=page.prev_cursor, limit=2)
+        page = browse.fetch_page(engine, request)
+        seen += [r["text"] for r in page.rows]
+    return seen
+
+
+@pytest.mark.parametrize("probe_rows", [1, 4, 5_000])
+def test_the_walk_before_the_word_index_changes_no_page(
+    engine: Engine, probe_rows: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same first attempt for the /records word search (PostgreSQL, seq order), both directions."""
+    put_texts(engine, TEXTS + [f"{t} (copy {i})" for i in range(6) for t in TEXTS[:3]])
+    for words in ("nurse", "engineer", "marathons", "nurse engineer", "none"):
+        for descending in (False, True):
+            monkeypatch.setattr(store, "PROBE_ROWS", 0)  # no walk: the index statement alone
+            expected = word_search(engine, words, descending)
+            monkeypatch.setattr(store, "PROBE_ROWS", probe_rows)
+            assert word_search(engine, words, descending) == expected, (words, descending)
+
+
+@pytest.mark.postgres
+def test_a_frequent_word_is_answered_by_the_walk(postgres_cluster: Any) -> None:
+    """The first attempt walks the (status, seq) order and stops at a full page, so a word in every other
+    record never makes PostgreSQL collect and sort all its matches."""
+    engine = make_db(postgres_cluster.create_database())
+    put_texts(engine, [f"Record {i}: a {'nurse' if i % 2 else 'pilot'} at work." for i in range(400)])
+    query = store.records_query(status="approved", columns=["id"], q="nurse", limit=20)
+    walk, indexed = store.page_queries(query, "postgresql")
+    sql, params = store.json_page_sql(engine.dialect, walk)
+    with engine.connect() as conn:
+        raw = conn.exec_driver_sql(sql, params).fetchall()
+        plan = "\n".join(r[0] for r in conn.exec_driver_sql(f"EXPLAIN {sql}", params))
+    assert store.page_is_full(raw, walk) and indexed is query
+    assert "trgm" not in plan and "Bitmap" not in plan, plan
 
 
 def test_the_index_follows_updates_deletes_and_migrations(engine: Engine) -> None:

@@ -15,7 +15,7 @@ import threading
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -36,6 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.sql import FromClause, Select
 
 from vdata.core.records import PUBLIC_COLUMNS
+from vdata.server import store
 from vdata.server.db import record_store
 from vdata.server.store import FULL_COLUMNS
 
@@ -105,9 +106,12 @@ def _selection(filters: Filters, dialect: str) -> tuple[FromClause, ColumnElemen
         joined = records_fts.join(record_store, c.seq == records_fts.c.rowid)
         return joined, records_fts.c.rowid, where
     if words:
-        tsquery = func.plainto_tsquery(literal_column("'simple'"), " ".join(words))
-        where.append(_TEXT_TSV.op("@@")(tsquery))
+        where.append(_tsv_match(_TEXT_TSV, words))
     return record_store, c.seq, where
+
+
+def _tsv_match(tsv: Any, words: list[str]) -> ColumnElement[Any]:
+    return tsv.op("@@")(func.plainto_tsquery(literal_column("'simple'"), " ".join(words)))
 
 
 # --------------------------------------------------------------------------------------- pages
@@ -173,11 +177,33 @@ def _page_statement(request: PageRequest, dialect: str) -> Select[Any]:
     return stmt.order_by(*order).limit(request.limit + 1)
 
 
+def _walk_statement(request: PageRequest) -> Select[Any]:
+    """PostgreSQL's first attempt at a word search in seq order: the tsvector test over the first
+    PROBE_ROWS rows of the (status, seq) walk, the other filters applied (store.PROBE_ROWS says why)."""
+    walk = _page_statement(replace(request, filters=replace(request.filters, q=None)), "postgresql")
+    walk = walk.add_columns(_TEXT_TSV.label("text_tsv")).limit(store.PROBE_ROWS).subquery("walk")
+    ascending = request.descending == (request.before is not None)
+    order = walk.c.seq.asc() if ascending else walk.c.seq.desc()
+    columns = [walk.c.seq, walk.c.sort_key, *(walk.c[n] for n in PUBLIC_COLUMNS)]
+    match = _tsv_match(walk.c.text_tsv, request.filters.words())
+    return select(*columns).where(match).order_by(order).limit(request.limit + 1)
+
+
+def page_statements(request: PageRequest, dialect: str) -> list[Select[Any]]:
+    """The statements to run in turn until one returns a full page; the last one's answer stands."""
+    stmt = _page_statement(request, dialect)
+    if dialect == "postgresql" and request.filters.words() and request.sort == "seq":
+        return [_walk_statement(request), stmt]
+    return [stmt]
+
+
 def fetch_page(engine: Engine, request: PageRequest) -> Page:
     """One page of approved records in the requested order, with the cursors of its neighbours."""
-    stmt = _page_statement(request, engine.dialect.name)
     with engine.connect() as conn:
-        raw = conn.execute(stmt).all()
+        for stmt in page_statements(request, engine.dialect.name):
+            raw = conn.execute(stmt).all()
+            if len(raw) > request.limit:
+                break
     more = len(raw) > request.limit
     raw = raw[: request.limit]
     if request.before is not None:

@@ -80,12 +80,16 @@ class AsyncReadPool:
         """
         import psycopg
 
-        sql, params = store.json_page_sql(self._dialect, query)
+        attempts = store.page_queries(query, self._dialect.name)
         for attempt in (1, 2):
             try:
                 async with self.connection() as conn:
-                    cursor = await conn.execute(sql, params)
-                    raw = await cursor.fetchall()
+                    for step in attempts:
+                        sql, params = store.json_page_sql(self._dialect, step)
+                        cursor = await conn.execute(sql, params)
+                        raw = await cursor.fetchall()
+                        if store.page_is_full(raw, step):
+                            break
                 return store.split_json_page(raw, query.limit)
             except psycopg.OperationalError:
                 if attempt == 2:

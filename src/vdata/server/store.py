@@ -219,6 +219,13 @@ def trigram_match(q: str) -> str:
     return " AND ".join('"' + t.replace('"', '""') + '"' for t in trigrams)
 
 
+# PostgreSQL substring search: how many rows (in seq order, the other filters applied) the first attempt
+# walks before giving the page to the trigram index. A string frequent enough to fill a page within them is
+# answered by that short walk; a rarer one has few matches, which the index finds and sorts cheaply. Without
+# this the planner estimates a frequent word's matches too low and sorts all of them (1.7 s at 10M rows).
+PROBE_ROWS = 5_000
+
+
 @functools.lru_cache(maxsize=256)
 def _records_statement(
     columns: tuple[str, ...],
@@ -228,6 +235,7 @@ def _records_statement(
     by_text: bool,
     after: bool,
     text_indexed: bool = False,
+    probe: bool = False,
     json_dialect: str | None = None,
     dialect: str = "",
 ) -> Select[Any]:
@@ -240,35 +248,48 @@ def _records_statement(
     A substring search the trigram index can serve (`text_indexed`) reads, on SQLite, the FTS5 trigram
     table first and pages by its rowid (= seq, yielded in order), like browse.py's word search; the
     status test is then written so that no record_store index can serve it, or SQLite walks record_store
-    and runs the FTS5 query per row. PostgreSQL's planner picks the GIN trigram index by itself.
+    and runs the FTS5 query per row. PostgreSQL's planner picks the GIN trigram index by itself; `probe`
+    is the attempt before it (see PROBE_ROWS and `page_queries`): the LIKE test over the first
+    `probe_rows` rows of the walk in seq order, a subquery whose LIMIT no plan can skip.
     """
     via_trigrams = by_text and text_indexed and dialect == "sqlite"
-    if json_dialect is None:
-        cols: list[Any] = [record_store.c[name] for name in columns]
-    else:
-        pairs = [x for name in columns for x in (literal_column(f"'{name}'"), record_store.c[name])]
-        obj = func.json_object(*pairs) if json_dialect == "sqlite" else func.json_build_object(*pairs)
-        cols = [cast(obj, Text) if json_dialect == "postgresql" else obj]
-    seq = record_store.c.seq
+    c: Any = record_store.c
+    seq = c.seq
     if via_trigrams:
         seq = records_trgm.c.rowid
-        source = records_trgm.join(record_store, record_store.c.seq == records_trgm.c.rowid)
-        stmt = select(seq, *cols).select_from(source).where(_TRGM_MATCH)
-        stmt = stmt.where(record_store.c.status + "" == bindparam("status"))
+        source: Any = records_trgm.join(record_store, c.seq == records_trgm.c.rowid)
+        where = [_TRGM_MATCH, c.status + "" == bindparam("status")]
     else:
-        stmt = select(seq, *cols).where(record_store.c.status == bindparam("status"))
+        source = record_store
+        where = [c.status == bindparam("status")]
     if n_categories:
         # One bound parameter per category (not an "expanding" one): the SQL text is fixed per count.
-        options = [bindparam(f"category_{i}") for i in range(n_categories)]
-        stmt = stmt.where(record_store.c.category.in_(options))
+        where.append(c.category.in_([bindparam(f"category_{i}") for i in range(n_categories)]))
     if by_strategy:
-        stmt = stmt.where(record_store.c.strategy == bindparam("strategy"))
+        where.append(c.strategy == bindparam("strategy"))
     if by_provider:
-        stmt = stmt.where(record_store.c.provider == bindparam("provider"))
-    if by_text:
-        stmt = stmt.where(func.lower(record_store.c.text).like(bindparam("pattern"), escape="\\"))
+        where.append(c.provider == bindparam("provider"))
     if after:
-        stmt = stmt.where(seq > bindparam("after_seq"))
+        where.append(seq > bindparam("after_seq"))
+    if probe:  # only ever set with a text search (page_queries)
+        needed = dict.fromkeys(("seq", "text", *columns))
+        walk = (
+            select(*(c[name] for name in needed))
+            .where(*where)
+            .order_by(c.seq)
+            .limit(bindparam("probe_rows"))
+            .subquery("walk")
+        )
+        c, seq, source, where = walk.c, walk.c.seq, walk, []
+    if by_text:
+        where.append(func.lower(c.text).like(bindparam("pattern"), escape="\\"))
+    if json_dialect is None:
+        cols: list[Any] = [c[name] for name in columns]
+    else:
+        pairs = [x for name in columns for x in (literal_column(f"'{name}'"), c[name])]
+        obj = func.json_object(*pairs) if json_dialect == "sqlite" else func.json_build_object(*pairs)
+        cols = [cast(obj, Text) if json_dialect == "postgresql" else obj]
+    stmt = select(seq, *cols).select_from(source).where(*where)
     return stmt.order_by(seq).limit(bindparam("limit"))
 
 
@@ -276,7 +297,7 @@ def _records_statement(
 class PageQuery:
     """One page of records: the filter shape (what the SQL text depends on) and the bound values."""
 
-    shape: tuple[tuple[str, ...], int, bool, bool, bool, bool, bool]
+    shape: tuple[tuple[str, ...], int, bool, bool, bool, bool, bool, bool]
     params: dict[str, Any]
     limit: int  # rows wanted; the statement asks for one more, to know whether a next page exists
 
@@ -302,6 +323,7 @@ def records_query(
         bool(q),
         after_seq is not None,
         indexed,
+        False,
     )
     params: dict[str, Any] = {"status": status, "limit": limit + 1}
     for i, category in enumerate(categories):
@@ -319,6 +341,20 @@ def records_query(
     return PageQuery(shape, params, limit)
 
 
+def page_queries(query: PageQuery, dialect: str) -> list[PageQuery]:
+    """The statements to run in turn for `query` until one returns a full page (`page_is_full`); the
+    last one's answer stands. On PostgreSQL an indexed substring search first walks PROBE_ROWS rows."""
+    if dialect == "postgresql" and query.shape[6]:
+        walk = PageQuery((*query.shape[:7], True), {**query.params, "probe_rows": PROBE_ROWS}, query.limit)
+        return [walk, query]
+    return [query]
+
+
+def page_is_full(raw: Sequence[Any], query: PageQuery) -> bool:
+    """A page and the row after it: the answer is complete, whatever a later attempt would find."""
+    return len(raw) > query.limit
+
+
 def _split_page(raw: Sequence[Any], limit: int) -> tuple[Sequence[Any], str | None]:
     more = len(raw) > limit
     raw = raw[:limit]
@@ -327,11 +363,14 @@ def _split_page(raw: Sequence[Any], limit: int) -> tuple[Sequence[Any], str | No
 
 def fetch_page(engine: Engine, query: PageQuery) -> tuple[list[dict[str, Any]], str | None]:
     """Rows of one keyset page as dicts, and the cursor of the next page (None on the last page)."""
-    stmt = _records_statement(*query.shape, dialect=engine.dialect.name)
     with engine.connect() as conn:
-        result = conn.execute(stmt, query.params)
-        keys = list(map(str, result.keys()))[1:]
-        raw = result.fetchall()
+        for attempt in page_queries(query, engine.dialect.name):
+            stmt = _records_statement(*attempt.shape, dialect=engine.dialect.name)
+            result = conn.execute(stmt, attempt.params)
+            keys = list(map(str, result.keys()))[1:]
+            raw = result.fetchall()
+            if page_is_full(raw, attempt):
+                break
     page, next_cursor = _split_page(raw, query.limit)
     return [dict(zip(keys, r[1:], strict=True)) for r in page], next_cursor
 
@@ -366,9 +405,12 @@ def fetch_page_json(engine: Engine, query: PageQuery) -> tuple[list[str], str | 
     The SQL is compiled once per filter shape and sent as driver SQL: no per-request compilation or
     result processing, while the connection still comes from (and errors still reach) SQLAlchemy's pool.
     """
-    sql, params = json_page_sql(engine.dialect, query)
     with engine.connect() as conn:
-        raw = conn.exec_driver_sql(sql, params).fetchall()
+        for attempt in page_queries(query, engine.dialect.name):
+            sql, params = json_page_sql(engine.dialect, attempt)
+            raw = conn.exec_driver_sql(sql, params).fetchall()
+            if page_is_full(raw, attempt):
+                break
     return split_json_page(raw, query.limit)
 
 
