@@ -180,6 +180,39 @@ def test_requests_in_flight_share_the_slots_and_make_the_same_kind_of_records(ll
         assert t.text and t.target and t.attribute
 
 
+def test_a_constrained_reply_is_every_line_the_strategy_asked_for(llama_cache: Path) -> None:
+    """With the targeted strategy's grammar the real model's replies parse whole: one line per sentence
+    asked for, each naming its requested term in its sentence, a one-word adjective (without it this
+    model loses a fair share of its lines to the format)."""
+    provider = LlamaCppProvider("smollm2-135m", parallel=4, threads=1, max_tokens=160)
+    strategy, requests = targeted_requests(4)
+
+    async def go() -> list[Completion]:
+        replies = await asyncio.gather(
+            *[
+                provider.complete(
+                    r.messages,
+                    temperature=0.7,
+                    max_tokens=160,
+                    seed=r.sample_index,
+                    grammar=strategy.reply_grammar(r),
+                )
+                for r in requests
+            ]
+        )
+        await provider.aclose()
+        return list(replies)
+
+    for reply, request in zip(asyncio.run(go()), requests, strict=True):
+        lines = reply.text.strip().splitlines()
+        assert len(lines) == strategy.options.per_request == 3, reply.text
+        wanted = [request.context["terms"][i % 3] for i in range(3)]
+        assert [line.split(" | ")[1] for line in lines] == wanted, reply.text
+        extraction = strategy.parse(reply.text, request)
+        assert sum(extraction.drops.values()) + len(extraction.triples) == 3
+        assert not {"unparseable", "target_not_in_text", "target_not_in_category"} & set(extraction.drops)
+
+
 @needs_llamacpp
 def test_slots_and_context_follow_the_options(llama_cache: Path) -> None:
     spec = PROVIDERS.get("local")

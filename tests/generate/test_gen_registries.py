@@ -4,7 +4,9 @@ errors, and run end to end through `generate` and the `vdata gen` command."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
@@ -164,6 +166,110 @@ def test_the_gen_command_runs_them_and_calls_the_after_generate_hook(gen_cache: 
     result = CliRunner().invoke(app, ["gen", str(tmp_path / "q.jsonl"), str(options_file), "--quiet"])
     assert result.exit_code == 0 and result.output == ""
     assert calls[-1][2] is True and len(calls) == 2
+
+
+class FollowsGrammarProvider(Provider):
+    """A provider that constrains replies: keeps every grammar it is sent and answers one line per rule."""
+
+    name = "test_grammar"
+    constrains_replies = True
+    grammars: ClassVar[list[str | None]] = []
+
+    async def complete(
+        self,
+        messages: list[Message],
+        *,
+        temperature: float,
+        max_tokens: int,
+        seed: int | None,
+        grammar: str | None = None,
+    ) -> Completion:
+        self.grammars.append(grammar)
+        terms = re.search(r"about: (.*?)\.\n", messages[-1]["content"])
+        assert terms is not None
+        names = terms.group(1).split(", ")
+        n = int(messages[-1]["content"].split()[1])  # "Write N sentences ..."
+        text = "\n".join(
+            f"The {names[i % len(names)]} number {seed}-{i} fixed the radio alone. | {names[i % len(names)]} | handy"
+            for i in range(n)
+        )
+        return Completion(text, prompt_tokens=10, completion_tokens=10, model=self.model)
+
+
+register_provider(
+    ProviderSpec(
+        name="test_grammar",
+        description="an in-test provider that constrains its replies",
+        default_model="grammar-1",
+        factory=lambda options, key: FollowsGrammarProvider(options.model or ""),
+        needs_key=False,
+        accepts_base_url=False,
+        free=True,
+        default_per_request=2,
+        default_max_tokens=64,
+    )
+)
+
+
+def test_a_provider_that_constrains_replies_gets_the_strategy_grammar(
+    gen_cache: Path, tmp_path: Path
+) -> None:
+    options = {
+        "provider": "test_grammar",
+        "strategy": "targeted",
+        "categories": ["gender"],
+        "terms": {"gender": ["woman", "man", "aunt"]},
+        "count": 4,
+        "verify": False,
+    }
+    FollowsGrammarProvider.grammars.clear()
+    records = generate(parse_options(options), tmp_path / "on.jsonl").written
+    sent = FollowsGrammarProvider.grammars
+    assert sent and all(g is not None and g.startswith("root ::= line0 line1\n") for g in sent)
+    assert {r.params["grammar_sha256"] for r in records} <= {
+        hashlib.sha256(g.encode()).hexdigest() for g in sent
+    }
+    assert len(records) == 4
+
+    FollowsGrammarProvider.grammars.clear()
+    records = generate(parse_options({**options, "constrain": False}), tmp_path / "off.jsonl").written
+    assert FollowsGrammarProvider.grammars and set(FollowsGrammarProvider.grammars) == {None}
+    assert not any("grammar_sha256" in r.params for r in records)
+
+
+def test_targeted_reply_grammar_names_the_terms_in_turn() -> None:
+    from vdata.generate.strategies.targeted import Targeted
+    from vdata.generate.templates import builtin_template
+
+    strategy = Targeted(
+        parse_options({"categories": ["gender"], "per_request": 3}), builtin_template("targeted")
+    )
+    request = GenRequest([], 0, "gender", context={"terms": ["woman", 'the "x" man']})
+    grammar = strategy.reply_grammar(request)
+    assert grammar is not None
+    root, *rules = grammar.splitlines()
+    assert root == "root ::= line0 line1 line2" and [r.split(" ::= ")[0] for r in rules] == [
+        "line0",
+        "line1",
+        "line2",
+    ]
+    assert (
+        rules[0].count('"woman"') == 2 and rules[2].count('"woman"') == 2
+    )  # the sentence and the term field
+    assert rules[1].count('"the \\"x\\" man"') == 2  # quotes escaped as GBNF wants
+    assert strategy.reply_grammar(GenRequest([], 0, "gender")) is None  # no terms: free text
+
+
+def test_a_line_grammar_without_its_term_slot_is_refused(tmp_path: Path) -> None:
+    from vdata.generate.templates import load_template
+
+    path = tmp_path / "prompts.yaml"
+    path.write_text(
+        "name: targeted\nversion: 1\nstages:\n  sentences:\n    line_grammar: '[a-z]+'\n"
+        "    messages:\n      - role: user\n        content: hi\n"
+    )
+    with pytest.raises(UserError, match=re.escape("line_grammar must be GBNF text with a {term} slot")):
+        load_template("targeted", str(path))
 
 
 def test_registry_imports_the_built_in_modules_only_when_asked() -> None:

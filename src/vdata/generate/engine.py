@@ -114,6 +114,7 @@ class Engine:
         self.on_progress = on_progress
         self.log = log or (lambda _msg: None)
         self.identity = provider.identity()
+        self.constrain = options.constrain and provider.constrains_replies
         self.cache.open(self.identity)
         self.ledger = Ledger(price_for(options), options.budget_usd)
         rl = options.rate_limit
@@ -136,18 +137,30 @@ class Engine:
         self.started = time.monotonic()
 
     # -- one request, with cache, rate limits, retries and cost ---------------------------------------
-    def _params(self, max_tokens: int, seed: int) -> dict[str, Any]:
-        return {
+    def _params(self, max_tokens: int, seed: int, grammar: str | None = None) -> dict[str, Any]:
+        params: dict[str, Any] = {
             "temperature": self.options.temperature,
             "max_tokens": max_tokens,
             "seed": seed,
             "template": self.strategy.template.tag,
         }
+        if grammar is not None:  # the reply was constrained: part of what determines it
+            params["grammar_sha256"] = hashlib.sha256(grammar.encode()).hexdigest()
+        return params
+
+    def _grammar(self, request: GenRequest) -> str | None:
+        return self.strategy.reply_grammar(request) if self.constrain else None
 
     async def call(
-        self, messages: list[Message], sample: int | str, max_tokens: int, seed: int
+        self,
+        messages: list[Message],
+        sample: int | str,
+        max_tokens: int,
+        seed: int,
+        grammar: str | None = None,
     ) -> Completion | None:
-        params = self._params(max_tokens, seed)
+        params = self._params(max_tokens, seed, grammar)
+        constrained = {"grammar": grammar} if grammar is not None else {}
         key = cache_key(self.identity, messages, params, sample)
         hit = self.cache.get(key)
         if hit is not None:
@@ -172,7 +185,11 @@ class Engine:
                 try:
                     async with asyncio.timeout(self.options.timeout_s):  # no extra task, unlike wait_for
                         completion = await self.provider.complete(
-                            messages, temperature=self.options.temperature, max_tokens=max_tokens, seed=seed
+                            messages,
+                            temperature=self.options.temperature,
+                            max_tokens=max_tokens,
+                            seed=seed,
+                            **constrained,
                         )
                 except (ProviderError, TimeoutError) as e:
                     err = (
@@ -231,7 +248,9 @@ class Engine:
         self.summary.drops.update(extraction.drops)
         prompt_sha = messages_sha256(request.messages)
         params = self._params(
-            request.max_tokens or self.options.max_tokens or 0, self.options.seed + request.sample_index
+            request.max_tokens or self.options.max_tokens or 0,
+            self.options.seed + request.sample_index,
+            self._grammar(request),
         )
         params["per_request"] = self.options.per_request
         return [
@@ -366,7 +385,8 @@ class Engine:
     async def _one(self, request: GenRequest) -> tuple[GenRequest, Completion | None]:
         max_tokens = request.max_tokens or self.options.max_tokens or 256
         seed = self.options.seed + request.sample_index
-        return request, await self.call(request.messages, request.sample_index, max_tokens, seed)
+        grammar = self._grammar(request)
+        return request, await self.call(request.messages, request.sample_index, max_tokens, seed, grammar)
 
     async def run(self, journal: JsonlJournal) -> Summary:
         self._loop = asyncio.get_running_loop()

@@ -170,6 +170,11 @@ class GenOptions(StageSettings):
         description="Verification gate: check every candidate record before it is written (form checks and "
         "a counter-stereotype judge model). Default: on for the local provider, off otherwise.",
     )
+    constrain: bool = Field(
+        True,
+        description="Force replies into the strategy's line format while they are decoded (a grammar), where "
+        "the provider can (the local llama.cpp model) and the strategy declares one (targeted).",
+    )
     judge_model: str | None = Field(
         None,
         description="Verification gate: the model that judges counter-stereotypes (default: the embedded "

@@ -28,6 +28,8 @@ Message = dict[str, str]
 class Stage:
     messages: tuple[tuple[str, str], ...]
     max_tokens: int | None = None
+    # GBNF (llama.cpp grammar) for one reply line, with `{term}` slots: see Strategy.reply_grammar.
+    line_grammar: str | None = None
 
     def slots(self) -> set[str]:
         names = set()
@@ -94,7 +96,10 @@ def _parse_template(raw: Any, source: str) -> Template:
                     f"{source}: stage {sname!r}: each message needs role (system|user|assistant) and content text"
                 )
             pairs.append((m["role"], m["content"]))
-        stages[str(sname)] = Stage(tuple(pairs), sraw.get("max_tokens"))
+        line_grammar = sraw.get("line_grammar")
+        if line_grammar is not None and (not isinstance(line_grammar, str) or "{term}" not in line_grammar):
+            raise UserError(f"{source}: stage {sname!r}: line_grammar must be GBNF text with a {{term}} slot")
+        stages[str(sname)] = Stage(tuple(pairs), sraw.get("max_tokens"), line_grammar)
     extra = {k: v for k, v in raw.items() if k not in {"name", "version", "stages"}}
     return Template(str(raw.get("name", "")), int(raw.get("version", 1)), stages, extra, source)
 

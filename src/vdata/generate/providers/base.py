@@ -49,15 +49,23 @@ def redact(text: str, secret: str | None) -> str:
 
 class Provider(ABC):
     name: str = ""
+    # Whether `complete` honours `grammar` (a GBNF grammar the reply must follow); the others never get one.
+    constrains_replies: bool = False
 
     def __init__(self, model: str) -> None:
         self.model = model
 
     @abstractmethod
     async def complete(
-        self, messages: list[Message], *, temperature: float, max_tokens: int, seed: int | None
+        self,
+        messages: list[Message],
+        *,
+        temperature: float,
+        max_tokens: int,
+        seed: int | None,
+        grammar: str | None = None,
     ) -> Completion:
-        """One chat completion; raises ProviderError."""
+        """One chat completion; raises ProviderError. `grammar`: only for `constrains_replies` providers."""
 
     def identity(self) -> dict[str, Any]:
         """What identifies the responder in the response-cache key (never secrets)."""

@@ -37,7 +37,13 @@ class GeminiProvider(Provider):
         return {"provider": self.name, "model": self.model, "base_url": self.base_url or "generativelanguage"}
 
     async def complete(
-        self, messages: list[Message], *, temperature: float, max_tokens: int, seed: int | None
+        self,
+        messages: list[Message],
+        *,
+        temperature: float,
+        max_tokens: int,
+        seed: int | None,
+        grammar: str | None = None,
     ) -> Completion:
         from google.genai import errors
 

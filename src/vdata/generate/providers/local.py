@@ -156,6 +156,7 @@ class LlamaCppProvider(Provider):
     which would cap the requests in flight far below the slots."""
 
     name = "local"
+    constrains_replies = True
 
     def __init__(
         self,
@@ -199,7 +200,13 @@ class LlamaCppProvider(Provider):
         return {"provider": self.name, "model": self.model, "backend": "xllamacpp", "gguf": self.gguf.name}
 
     async def complete(
-        self, messages: list[Message], *, temperature: float, max_tokens: int, seed: int | None
+        self,
+        messages: list[Message],
+        *,
+        temperature: float,
+        max_tokens: int,
+        seed: int | None,
+        grammar: str | None = None,
     ) -> Completion:
         body: dict[str, Any] = {
             "messages": messages,
@@ -209,6 +216,8 @@ class LlamaCppProvider(Provider):
         }
         if seed is not None:
             body["seed"] = seed & 0xFFFFFFFF
+        if grammar is not None:
+            body["grammar"] = grammar
         async with self._slots:
             try:
                 resp = await asyncio.get_running_loop().run_in_executor(
@@ -358,7 +367,13 @@ class TransformersProvider(Provider):
                         j.future.set_result(o)
 
     async def complete(
-        self, messages: list[Message], *, temperature: float, max_tokens: int, seed: int | None
+        self,
+        messages: list[Message],
+        *,
+        temperature: float,
+        max_tokens: int,
+        seed: int | None,
+        grammar: str | None = None,
     ) -> Completion:
         if self._queue is None:
             self._queue = asyncio.Queue()

@@ -142,7 +142,13 @@ class OpenAIProvider(Provider):
         return {"provider": self.name, "model": self.model, "base_url": self.base_url or "api.openai.com"}
 
     async def complete(
-        self, messages: list[Message], *, temperature: float, max_tokens: int, seed: int | None
+        self,
+        messages: list[Message],
+        *,
+        temperature: float,
+        max_tokens: int,
+        seed: int | None,
+        grammar: str | None = None,
     ) -> Completion:
         body: dict[str, Any] = {
             "model": self.model,

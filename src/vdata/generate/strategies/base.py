@@ -83,6 +83,11 @@ class RunState:
     round: int = 0
 
 
+def gbnf_literal(text: str) -> str:
+    """`text` as a GBNF string literal."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
 def category_words(category: str) -> str:
     """'race+gender' -> 'race and gender'; 'sexual-orientation' -> 'sexual orientation'."""
     return " and ".join(p.replace("-", " ") for p in category.split("+"))
@@ -156,6 +161,11 @@ class Strategy:
             return self.fixed_category
         cats = self.options.categories
         return cats[index % len(cats)]
+
+    def reply_grammar(self, request: GenRequest) -> str | None:
+        """A GBNF grammar the reply to `request` must follow, for providers that constrain decoding (the
+        local llama.cpp model); None: the reply is free text, checked by `parse` as usual (default)."""
+        return None
 
     def stage_max_tokens(self, stage: str) -> int | None:
         return self.template.stage(stage).max_tokens

@@ -7,7 +7,14 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from vdata.generate.parse import Extraction, parse_terms
-from vdata.generate.strategies.base import AskFn, GenRequest, Strategy, category_words, register
+from vdata.generate.strategies.base import (
+    AskFn,
+    GenRequest,
+    Strategy,
+    category_words,
+    gbnf_literal,
+    register,
+)
 from vdata.generate.templates import builtin_data
 
 MIN_TERMS = 8
@@ -90,3 +97,17 @@ class Targeted(Strategy):
             terms=", ".join(chosen),
         )
         return GenRequest(messages, index, category, context={"terms": chosen})
+
+    def reply_grammar(self, request: GenRequest) -> str | None:
+        """The stage's `line_grammar` once per sentence asked for, each line about the request's terms in
+        turn: the reply names only the category's chosen terms, each in its sentence, in the prompt's
+        `sentence | term | adjective` format (only `{term}` is replaced, so GBNF's braces stay as they are)."""
+        line = self.template.stage("sentences").line_grammar
+        terms = request.context.get("terms") or []
+        if line is None or not terms:
+            return None
+        n = self.options.per_request or len(terms)
+        rules = [
+            f"line{i} ::= " + line.replace("{term}", gbnf_literal(terms[i % len(terms)])) for i in range(n)
+        ]
+        return "root ::= " + " ".join(f"line{i}" for i in range(n)) + "\n" + "\n".join(rules) + "\n"
