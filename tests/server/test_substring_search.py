@@ -88,8 +88,8 @@ def test_indexed_search_answers_exactly_what_the_scan_does(engine: Engine) -> No
 def test_the_walk_before_the_index_changes_no_answer(
     engine: Engine, probe_rows: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """PostgreSQL tries a walk of PROBE_ROWS rows first: however short or long it is, every page is the
-    scan's (a page it cannot fill goes to the index; a full one stands)."""
+    """PostgreSQL walks PROBE_ROWS rows first, then further, then asks the index: however short or long the
+    walks are, every page is the scan's (a full page from a walk stands; otherwise the next attempt)."""
     monkeypatch.setattr(store, "PROBE_ROWS", probe_rows)
     put_texts(engine, TEXTS + [f"{t} (copy {i})" for i in range(6) for t in TEXTS[:3]])
     for q in QUERIES:
@@ -136,13 +136,21 @@ def test_a_frequent_word_is_answered_by_the_walk(postgres_cluster: Any) -> None:
     engine = make_db(postgres_cluster.create_database())
     put_texts(engine, [f"Record {i}: a {'nurse' if i % 2 else 'pilot'} at work." for i in range(400)])
     query = store.records_query(status="approved", columns=["id"], q="nurse", limit=20)
-    walk, indexed = store.page_queries(query, "postgresql")
+    walk = store.first_attempt(query, "postgresql")
     sql, params = store.json_page_sql(engine.dialect, walk)
     with engine.connect() as conn:
         raw = conn.exec_driver_sql(sql, params).fetchall()
         plan = "\n".join(r[0] for r in conn.exec_driver_sql(f"EXPLAIN {sql}", params))
-    assert store.page_is_full(raw, walk) and indexed is query
+    assert store.page_is_full(raw, walk) and store.next_attempt(query, walk, raw) is None
     assert "trgm" not in plan and "Bitmap" not in plan, plan
+
+
+def test_walks_grow_with_what_they_found_and_rare_strings_go_to_the_index() -> None:
+    assert store.longer_walk(5_000, 0, 21) is None  # nothing in the first rows: rare, the index answers
+    assert store.longer_walk(5_000, 7, 51) == 72_857  # 7 of a page of 51: twice the rows a page needs
+    assert store.longer_walk(5_000, 50, 51) == 10_200  # a page short of one row: twice as far
+    assert store.longer_walk(5_000, 1, 51) == store.WALK_MAX_ROWS
+    assert store.longer_walk(store.WALK_MAX_ROWS, 3, 51) is None
 
 
 def test_the_index_follows_updates_deletes_and_migrations(engine: Engine) -> None:

@@ -174,14 +174,19 @@ def _page_statement(request: PageRequest, dialect: str) -> Select[Any]:
     order = [key.asc(), seq_col.asc()] if ascending else [key.desc(), seq_col.desc()]
     if request.sort == "seq":
         order = order[1:]
+        if dialect == "postgresql" and request.filters.words():
+            # The attempt after `_walk_statement`: the words are rare near the start, so the GIN index
+            # finds their rows and they are sorted; `seq + 0` keeps the planner from walking the seq
+            # index (it misjudges a rare word's count and may read every row: 10.5 s at 10M measured).
+            order = [(seq_col + 0).asc() if ascending else (seq_col + 0).desc()]
     return stmt.order_by(*order).limit(request.limit + 1)
 
 
-def _walk_statement(request: PageRequest) -> Select[Any]:
-    """PostgreSQL's first attempt at a word search in seq order: the tsvector test over the first
-    PROBE_ROWS rows of the (status, seq) walk, the other filters applied (store.PROBE_ROWS says why)."""
+def _walk_statement(request: PageRequest, rows: int) -> Select[Any]:
+    """PostgreSQL's walk for a word search in seq order: the tsvector test over the first `rows` rows of
+    the (status, seq) walk, the other filters applied (store.PROBE_ROWS says why)."""
     walk = _page_statement(replace(request, filters=replace(request.filters, q=None)), "postgresql")
-    walk = walk.add_columns(_TEXT_TSV.label("text_tsv")).limit(store.PROBE_ROWS).subquery("walk")
+    walk = walk.add_columns(_TEXT_TSV.label("text_tsv")).limit(rows).subquery("walk")
     ascending = request.descending == (request.before is not None)
     order = walk.c.seq.asc() if ascending else walk.c.seq.desc()
     columns = [walk.c.seq, walk.c.sort_key, *(walk.c[n] for n in PUBLIC_COLUMNS)]
@@ -189,21 +194,20 @@ def _walk_statement(request: PageRequest) -> Select[Any]:
     return select(*columns).where(match).order_by(order).limit(request.limit + 1)
 
 
-def page_statements(request: PageRequest, dialect: str) -> list[Select[Any]]:
-    """The statements to run in turn until one returns a full page; the last one's answer stands."""
-    stmt = _page_statement(request, dialect)
-    if dialect == "postgresql" and request.filters.words() and request.sort == "seq":
-        return [_walk_statement(request), stmt]
-    return [stmt]
-
-
 def fetch_page(engine: Engine, request: PageRequest) -> Page:
     """One page of approved records in the requested order, with the cursors of its neighbours."""
+    dialect = engine.dialect.name
+    walking = dialect == "postgresql" and bool(request.filters.words()) and request.sort == "seq"
+    walk_rows = store.PROBE_ROWS if walking else None
     with engine.connect() as conn:
-        for stmt in page_statements(request, engine.dialect.name):
-            raw = conn.execute(stmt).all()
+        while True:
+            if walk_rows is None:
+                raw = conn.execute(_page_statement(request, dialect)).all()
+                break
+            raw = conn.execute(_walk_statement(request, walk_rows)).all()
             if len(raw) > request.limit:
                 break
+            walk_rows = store.longer_walk(walk_rows, len(raw), request.limit + 1)
     more = len(raw) > request.limit
     raw = raw[: request.limit]
     if request.before is not None:

@@ -80,16 +80,15 @@ class AsyncReadPool:
         """
         import psycopg
 
-        attempts = store.page_queries(query, self._dialect.name)
         for attempt in (1, 2):
             try:
                 async with self.connection() as conn:
-                    for step in attempts:
+                    step: store.PageQuery | None = store.first_attempt(query, self._dialect.name)
+                    while step is not None:
                         sql, params = store.json_page_sql(self._dialect, step)
                         cursor = await conn.execute(sql, params)
                         raw = await cursor.fetchall()
-                        if store.page_is_full(raw, step):
-                            break
+                        step = store.next_attempt(query, step, raw)
                 return store.split_json_page(raw, query.limit)
             except psycopg.OperationalError:
                 if attempt == 2:

@@ -219,11 +219,23 @@ def trigram_match(q: str) -> str:
     return " AND ".join('"' + t.replace('"', '""') + '"' for t in trigrams)
 
 
-# PostgreSQL substring search: how many rows (in seq order, the other filters applied) the first attempt
-# walks before giving the page to the trigram index. A string frequent enough to fill a page within them is
-# answered by that short walk; a rarer one has few matches, which the index finds and sorts cheaply. Without
-# this the planner estimates a frequent word's matches too low and sorts all of them (1.7 s at 10M rows).
+# PostgreSQL searches (the API's substring, the pages' words) in seq order: a walk of the (status, seq)
+# index that tests each row costs what the page needs, whatever the table's size, when the string is
+# frequent; the GIN index costs what its matches cost (fetched and sorted), which grows with the table.
+# So a search first walks PROBE_ROWS rows; if it found some matches but not a page, it walks on, as far as
+# those suggest a page needs (at most WALK_MAX_ROWS); only a string the walks show to be rare goes to the
+# index. Without this the planner misjudges the match count both ways: it sorted all matches of a
+# frequent word (1.7 s at 10M rows) and walked every row for a rare one (10.5 s).
 PROBE_ROWS = 5_000
+WALK_MAX_ROWS = 100_000
+
+
+def longer_walk(walked: int, found: int, wanted: int) -> int | None:
+    """Rows for the next walk after one of `walked` rows found `found` < `wanted` matches (twice what
+    their rate says a page needs), or None when the index should answer: nothing found, or walked enough."""
+    if found == 0 or walked >= WALK_MAX_ROWS:
+        return None
+    return min(WALK_MAX_ROWS, 2 * walked * wanted // found)
 
 
 @functools.lru_cache(maxsize=256)
@@ -248,9 +260,9 @@ def _records_statement(
     A substring search the trigram index can serve (`text_indexed`) reads, on SQLite, the FTS5 trigram
     table first and pages by its rowid (= seq, yielded in order), like browse.py's word search; the
     status test is then written so that no record_store index can serve it, or SQLite walks record_store
-    and runs the FTS5 query per row. PostgreSQL's planner picks the GIN trigram index by itself; `probe`
-    is the attempt before it (see PROBE_ROWS and `page_queries`): the LIKE test over the first
-    `probe_rows` rows of the walk in seq order, a subquery whose LIMIT no plan can skip.
+    and runs the FTS5 query per row. On PostgreSQL (see PROBE_ROWS) `probe` is a walk: the LIKE test over
+    the first `probe_rows` rows in seq order, a subquery whose LIMIT no plan can skip; without it, the
+    statement that goes to the GIN trigram index.
     """
     via_trigrams = by_text and text_indexed and dialect == "sqlite"
     c: Any = record_store.c
@@ -271,7 +283,7 @@ def _records_statement(
         where.append(c.provider == bindparam("provider"))
     if after:
         where.append(seq > bindparam("after_seq"))
-    if probe:  # only ever set with a text search (page_queries)
+    if probe:  # only ever set with a text search (first_attempt)
         needed = dict.fromkeys(("seq", "text", *columns))
         walk = (
             select(*(c[name] for name in needed))
@@ -290,7 +302,11 @@ def _records_statement(
         obj = func.json_object(*pairs) if json_dialect == "sqlite" else func.json_build_object(*pairs)
         cols = [cast(obj, Text) if json_dialect == "postgresql" else obj]
     stmt = select(seq, *cols).select_from(source).where(*where)
-    return stmt.order_by(seq).limit(bindparam("limit"))
+    # PostgreSQL's attempt after the walk: the string is rare near the start of the walk, so collect its
+    # matches through the trigram index and sort them. Ordering by `seq + 0` keeps the planner from walking
+    # the (status, seq) index instead: it misjudges how many rows match a rare string and may read all.
+    after_walk = by_text and text_indexed and not probe and dialect == "postgresql"
+    return stmt.order_by(seq + 0 if after_walk else seq).limit(bindparam("limit"))
 
 
 @dataclass(frozen=True)
@@ -341,13 +357,21 @@ def records_query(
     return PageQuery(shape, params, limit)
 
 
-def page_queries(query: PageQuery, dialect: str) -> list[PageQuery]:
-    """The statements to run in turn for `query` until one returns a full page (`page_is_full`); the
-    last one's answer stands. On PostgreSQL an indexed substring search first walks PROBE_ROWS rows."""
-    if dialect == "postgresql" and query.shape[6]:
-        walk = PageQuery((*query.shape[:7], True), {**query.params, "probe_rows": PROBE_ROWS}, query.limit)
-        return [walk, query]
-    return [query]
+def first_attempt(query: PageQuery, dialect: str) -> PageQuery:
+    """The first statement to run for `query`: on PostgreSQL an indexed substring search walks first."""
+    return _walk(query, PROBE_ROWS) if dialect == "postgresql" and query.shape[6] else query
+
+
+def next_attempt(query: PageQuery, attempt: PageQuery, raw: Sequence[Any]) -> PageQuery | None:
+    """After `attempt` returned `raw`: the next statement to run, or None when `raw` is the answer."""
+    if attempt is query or page_is_full(raw, attempt):
+        return None
+    rows = longer_walk(attempt.params["probe_rows"], len(raw), query.limit + 1)
+    return _walk(query, rows) if rows else query
+
+
+def _walk(query: PageQuery, rows: int) -> PageQuery:
+    return PageQuery((*query.shape[:7], True), {**query.params, "probe_rows": rows}, query.limit)
 
 
 def page_is_full(raw: Sequence[Any], query: PageQuery) -> bool:
@@ -363,14 +387,14 @@ def _split_page(raw: Sequence[Any], limit: int) -> tuple[Sequence[Any], str | No
 
 def fetch_page(engine: Engine, query: PageQuery) -> tuple[list[dict[str, Any]], str | None]:
     """Rows of one keyset page as dicts, and the cursor of the next page (None on the last page)."""
+    attempt: PageQuery | None = first_attempt(query, engine.dialect.name)
     with engine.connect() as conn:
-        for attempt in page_queries(query, engine.dialect.name):
+        while attempt is not None:
             stmt = _records_statement(*attempt.shape, dialect=engine.dialect.name)
             result = conn.execute(stmt, attempt.params)
             keys = list(map(str, result.keys()))[1:]
             raw = result.fetchall()
-            if page_is_full(raw, attempt):
-                break
+            attempt = next_attempt(query, attempt, raw)
     page, next_cursor = _split_page(raw, query.limit)
     return [dict(zip(keys, r[1:], strict=True)) for r in page], next_cursor
 
@@ -405,12 +429,12 @@ def fetch_page_json(engine: Engine, query: PageQuery) -> tuple[list[str], str | 
     The SQL is compiled once per filter shape and sent as driver SQL: no per-request compilation or
     result processing, while the connection still comes from (and errors still reach) SQLAlchemy's pool.
     """
+    attempt: PageQuery | None = first_attempt(query, engine.dialect.name)
     with engine.connect() as conn:
-        for attempt in page_queries(query, engine.dialect.name):
+        while attempt is not None:
             sql, params = json_page_sql(engine.dialect, attempt)
             raw = conn.exec_driver_sql(sql, params).fetchall()
-            if page_is_full(raw, attempt):
-                break
+            attempt = next_attempt(query, attempt, raw)
     return split_json_page(raw, query.limit)
 
 
