@@ -196,7 +196,9 @@ def train(name: str, data: list[str], args: argparse.Namespace, **extra: Any) ->
     from vdata.debias.settings import DebiasSettings
     from vdata.debias.train import run_debias
 
-    settings: dict[str, Any] = {"epochs": args.epochs, **extra}
+    # docs/results.md's rows were trained with `vdata debias`'s defaults of the time, LoRA and the sentence
+    # objective; the defaults have changed since (issue 11), so the rows pin them.
+    settings: dict[str, Any] = {"method": "lora", "objective": "sentence", "epochs": args.epochs, **extra}
     s = DebiasSettings(
         model="smollm2-135m",
         data=data,
