@@ -91,6 +91,7 @@ def test_the_walk_before_the_index_changes_no_answer(
     """PostgreSQL walks PROBE_ROWS rows first, then further, then asks the index: however short or long the
     walks are, every page is the scan's (a full page from a walk stands; otherwise the next attempt)."""
     monkeypatch.setattr(store, "PROBE_ROWS", probe_rows)
+    monkeypatch.setattr(store, "WALK_ROW_COST", 0.0)  # walk on whenever a walk found something
     put_texts(engine, TEXTS + [f"{t} (copy {i})" for i in range(6) for t in TEXTS[:3]])
     for q in QUERIES:
         for limit in (1, 2, 50):
@@ -120,6 +121,7 @@ def test_the_walk_before_the_word_index_changes_no_page(
     engine: Engine, probe_rows: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The same first attempt for the /records word search (PostgreSQL, seq order), both directions."""
+    monkeypatch.setattr(store, "WALK_ROW_COST", 0.0)
     put_texts(engine, TEXTS + [f"{t} (copy {i})" for i in range(6) for t in TEXTS[:3]])
     for words in ("nurse", "engineer", "marathons", "nurse engineer", "none"):
         for descending in (False, True):
@@ -146,11 +148,12 @@ def test_a_frequent_word_is_answered_by_the_walk(postgres_cluster: Any) -> None:
 
 
 def test_walks_grow_with_what_they_found_and_rare_strings_go_to_the_index() -> None:
-    assert store.longer_walk(5_000, 0, 21) is None  # nothing in the first rows: rare, the index answers
-    assert store.longer_walk(5_000, 7, 51) == 72_857  # 7 of a page of 51: twice the rows a page needs
-    assert store.longer_walk(5_000, 50, 51) == 10_200  # a page short of one row: twice as far
-    assert store.longer_walk(5_000, 1, 51) == store.WALK_MAX_ROWS
-    assert store.longer_walk(store.WALK_MAX_ROWS, 3, 51) is None
+    big = 10_000_000
+    assert store.longer_walk(5_000, 0, 21, big) is None  # nothing in the first rows: rare, the index answers
+    assert store.longer_walk(5_000, 7, 51, big) == 72_856  # 7 of a page of 51: twice the rows a page needs
+    assert store.longer_walk(5_000, 7, 51, 100_000) is None  # small table: its 140 matches cost less
+    assert store.longer_walk(5_000, 1, 51, big) is None  # a page would need 255,000 rows: the index
+    assert store.longer_walk(store.WALK_MAX_ROWS, 3, 51, big) is None
 
 
 def test_the_index_follows_updates_deletes_and_migrations(engine: Engine) -> None:

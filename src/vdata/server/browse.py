@@ -194,6 +194,21 @@ def _walk_statement(request: PageRequest, rows: int) -> Select[Any]:
     return select(*columns).where(match).order_by(order).limit(request.limit + 1)
 
 
+def _approved_rows(conn: Any, filters: Filters) -> int:
+    """Approved rows of the filters' categories, strategy and provider (the count table's groups; the
+    other filters are left out: an upper bound, which is all `store.longer_walk` needs)."""
+    params: dict[str, Any] = {
+        "status": "approved",
+        "strategy": filters.strategy,
+        "provider": filters.provider,
+    }
+    params.update({f"category_{i}": c for i, c in enumerate(filters.category)})
+    stmt = store.rows_statement(
+        len(filters.category), filters.strategy is not None, filters.provider is not None
+    )
+    return int(conn.execute(stmt, params).scalar_one())
+
+
 def fetch_page(engine: Engine, request: PageRequest) -> Page:
     """One page of approved records in the requested order, with the cursors of its neighbours."""
     dialect = engine.dialect.name
@@ -207,7 +222,8 @@ def fetch_page(engine: Engine, request: PageRequest) -> Page:
             raw = conn.execute(_walk_statement(request, walk_rows)).all()
             if len(raw) > request.limit:
                 break
-            walk_rows = store.longer_walk(walk_rows, len(raw), request.limit + 1)
+            total = _approved_rows(conn, request.filters) if raw else 0
+            walk_rows = store.longer_walk(walk_rows, len(raw), request.limit + 1, total)
     more = len(raw) > request.limit
     raw = raw[: request.limit]
     if request.before is not None:

@@ -88,7 +88,11 @@ class AsyncReadPool:
                         sql, params = store.json_page_sql(self._dialect, step)
                         cursor = await conn.execute(sql, params)
                         raw = await cursor.fetchall()
-                        step = store.next_attempt(query, step, raw)
+                        total = None
+                        if store.needs_row_count(query, step, raw):
+                            counted = await conn.execute(*store.rows_sql(self._dialect, query))
+                            total = int((await counted.fetchone())[0])
+                        step = store.next_attempt(query, step, raw, total)
                 return store.split_json_page(raw, query.limit)
             except psycopg.OperationalError:
                 if attempt == 2:

@@ -228,14 +228,35 @@ def trigram_match(q: str) -> str:
 # frequent word (1.7 s at 10M rows) and walked every row for a rare one (10.5 s).
 PROBE_ROWS = 5_000
 WALK_MAX_ROWS = 100_000
+# A walked row costs about a fifth of a match the index fetches and sorts (10M rows, warm: words 0.7 vs
+# 3.3 us, substrings 1.6 vs 14.7 us), so a second walk is worth it while it reads < 5x the matches.
+WALK_ROW_COST = 0.2
 
 
-def longer_walk(walked: int, found: int, wanted: int) -> int | None:
-    """Rows for the next walk after one of `walked` rows found `found` < `wanted` matches (twice what
-    their rate says a page needs), or None when the index should answer: nothing found, or walked enough."""
+def longer_walk(walked: int, found: int, wanted: int, total: int) -> int | None:
+    """Rows for the next walk after one of `walked` rows found `found` < `wanted` matches among `total`
+    rows, or None when the index should answer: nothing found, or the rows a page needs at the rate
+    seen cost more than the index's matches (a small table), or more than WALK_MAX_ROWS."""
     if found == 0 or walked >= WALK_MAX_ROWS:
         return None
-    return min(WALK_MAX_ROWS, 2 * walked * wanted // found)
+    needed = walked * wanted // found
+    if needed > WALK_MAX_ROWS or needed * WALK_ROW_COST > total * found / walked:
+        return None
+    return min(WALK_MAX_ROWS, 2 * needed)
+
+
+@functools.lru_cache(maxsize=64)
+def rows_statement(n_categories: int, by_strategy: bool, by_provider: bool) -> Select[Any]:
+    """How many rows a filter shape selects, from migration 0005's count table: cheap at any size."""
+    c = record_counts.c
+    where = [c.status == bindparam("status")]
+    if n_categories:
+        where.append(c.category.in_([bindparam(f"category_{i}") for i in range(n_categories)]))
+    if by_strategy:
+        where.append(c.strategy == bindparam("strategy"))
+    if by_provider:
+        where.append(c.provider == bindparam("provider"))
+    return select(func.coalesce(func.sum(c.n), literal_column("0"))).where(*where)
 
 
 @functools.lru_cache(maxsize=256)
@@ -362,12 +383,31 @@ def first_attempt(query: PageQuery, dialect: str) -> PageQuery:
     return _walk(query, PROBE_ROWS) if dialect == "postgresql" and query.shape[6] else query
 
 
-def next_attempt(query: PageQuery, attempt: PageQuery, raw: Sequence[Any]) -> PageQuery | None:
-    """After `attempt` returned `raw`: the next statement to run, or None when `raw` is the answer."""
+def needs_row_count(query: PageQuery, attempt: PageQuery, raw: Sequence[Any]) -> bool:
+    """Whether `next_attempt` weighs another walk (then it needs `rows_sql`'s count)."""
+    return attempt is not query and bool(raw) and not page_is_full(raw, attempt)
+
+
+def next_attempt(
+    query: PageQuery, attempt: PageQuery, raw: Sequence[Any], total: int | None = None
+) -> PageQuery | None:
+    """After `attempt` returned `raw`: the next statement to run, or None when `raw` is the answer.
+    `total`: the rows the filters select (`rows_sql`), when `needs_row_count`."""
     if attempt is query or page_is_full(raw, attempt):
         return None
-    rows = longer_walk(attempt.params["probe_rows"], len(raw), query.limit + 1)
+    walked = attempt.params["probe_rows"]
+    rows = longer_walk(walked, len(raw), query.limit + 1, total or 0) if raw else None
     return _walk(query, rows) if rows else query
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled_rows(dialect: Any, shape: tuple[Any, ...]) -> str:
+    return str(rows_statement(shape[1], shape[2], shape[3]).compile(dialect=dialect))
+
+
+def rows_sql(dialect: Any, query: PageQuery) -> tuple[str, dict[str, Any]]:
+    """(driver SQL, parameters) counting the rows `query`'s filters select, for `next_attempt`."""
+    return _compiled_rows(dialect, query.shape), query.params
 
 
 def _walk(query: PageQuery, rows: int) -> PageQuery:
@@ -394,7 +434,8 @@ def fetch_page(engine: Engine, query: PageQuery) -> tuple[list[dict[str, Any]], 
             result = conn.execute(stmt, attempt.params)
             keys = list(map(str, result.keys()))[1:]
             raw = result.fetchall()
-            attempt = next_attempt(query, attempt, raw)
+            total = _count(conn, engine, query) if needs_row_count(query, attempt, raw) else None
+            attempt = next_attempt(query, attempt, raw, total)
     page, next_cursor = _split_page(raw, query.limit)
     return [dict(zip(keys, r[1:], strict=True)) for r in page], next_cursor
 
@@ -434,8 +475,13 @@ def fetch_page_json(engine: Engine, query: PageQuery) -> tuple[list[str], str | 
         while attempt is not None:
             sql, params = json_page_sql(engine.dialect, attempt)
             raw = conn.exec_driver_sql(sql, params).fetchall()
-            attempt = next_attempt(query, attempt, raw)
+            total = _count(conn, engine, query) if needs_row_count(query, attempt, raw) else None
+            attempt = next_attempt(query, attempt, raw, total)
     return split_json_page(raw, query.limit)
+
+
+def _count(conn: Any, engine: Engine, query: PageQuery) -> int:
+    return int(conn.exec_driver_sql(*rows_sql(engine.dialect, query)).scalar_one())
 
 
 def split_json_page(raw: Sequence[Any], limit: int) -> tuple[list[str], str | None]:
