@@ -249,14 +249,21 @@ def longer_walk(walked: int, found: int, wanted: int, total: int) -> int | None:
 def rows_statement(n_categories: int, by_strategy: bool, by_provider: bool) -> Select[Any]:
     """How many rows a filter shape selects, from migration 0005's count table: cheap at any size."""
     c = record_counts.c
-    where = [c.status == bindparam("status")]
+    where = [c.status == bindparam("status"), *_group_filters(c, n_categories, by_strategy, by_provider)]
+    return select(func.coalesce(func.sum(c.n), literal_column("0"))).where(*where)
+
+
+def _group_filters(c: Any, n_categories: int, by_strategy: bool, by_provider: bool) -> list[Any]:
+    """The category/strategy/provider conditions of a page, on record_store's or the count table's columns.
+    One bound parameter per category (not an "expanding" one): the SQL text is fixed per count."""
+    where = []
     if n_categories:
         where.append(c.category.in_([bindparam(f"category_{i}") for i in range(n_categories)]))
     if by_strategy:
         where.append(c.strategy == bindparam("strategy"))
     if by_provider:
         where.append(c.provider == bindparam("provider"))
-    return select(func.coalesce(func.sum(c.n), literal_column("0"))).where(*where)
+    return where
 
 
 @functools.lru_cache(maxsize=256)
@@ -295,13 +302,7 @@ def _records_statement(
     else:
         source = record_store
         where = [c.status == bindparam("status")]
-    if n_categories:
-        # One bound parameter per category (not an "expanding" one): the SQL text is fixed per count.
-        where.append(c.category.in_([bindparam(f"category_{i}") for i in range(n_categories)]))
-    if by_strategy:
-        where.append(c.strategy == bindparam("strategy"))
-    if by_provider:
-        where.append(c.provider == bindparam("provider"))
+    where += _group_filters(c, n_categories, by_strategy, by_provider)
     if after:
         where.append(seq > bindparam("after_seq"))
     if probe:  # only ever set with a text search (first_attempt)
