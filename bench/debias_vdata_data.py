@@ -240,8 +240,9 @@ def target_lines(base: dict[str, Any], arms: dict[str, dict[str, Any]]) -> list[
     red_b, (lo_b, _) = reduction(base, b), paired_ci(base, b)
     lms_drop = base["lms_overall"] - b["lms_overall"]
     out = [
-        f"- b's paired CI lower end above 0: {lo_b:.1f} -> {'met' if lo_b > 0 else 'missed'}",
-        f"- b's LMS drop at most 1 point: {lms_drop:+.2f} -> {'met' if lms_drop <= 1 else 'missed'}",
+        f"- b's paired CI lower end above 0: {lo_b:.2f} -> {'met' if lo_b > 0 else 'missed'}",
+        f"- b's LMS drop at most 1 point: drop {lms_drop:.2f} (negative: LMS rose) -> "
+        f"{'met' if lms_drop <= 1 else 'missed'}",
     ]
     if "a" in arms:
         red_a = reduction(base, arms["a"]["eval"])
