@@ -19,6 +19,8 @@ For each size and backend:
 The last table puts each size beside the first: targets read p99 within 2x, PUT within 1.5x.
 
 Usage: nice -n 10 .venv/bin/python bench/server_scale.py --records 100000,1000000 [--backends sqlite,postgres]
+PostgreSQL with docs/deploy.md's memory settings, a loaded cluster kept for later runs:
+    ... --backends postgres --pg-settings deploy --pg-keep /tmp/pgk
 """
 
 from __future__ import annotations
