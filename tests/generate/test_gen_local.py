@@ -184,7 +184,8 @@ def test_a_constrained_reply_is_every_line_the_strategy_asked_for(llama_cache: P
     """With the targeted strategy's grammar the real model's replies parse whole: one line per sentence
     asked for, each naming its requested term in its sentence, a one-word adjective (without it this
     model loses a fair share of its lines to the format)."""
-    provider = LlamaCppProvider("smollm2-135m", parallel=4, threads=1, max_tokens=160)
+    # Room for three lines at the grammar's longest (120 characters a sentence), so none is cut off.
+    provider = LlamaCppProvider("smollm2-135m", parallel=4, threads=1, max_tokens=480)
     strategy, requests = targeted_requests(4)
 
     async def go() -> list[Completion]:
@@ -193,7 +194,7 @@ def test_a_constrained_reply_is_every_line_the_strategy_asked_for(llama_cache: P
                 provider.complete(
                     r.messages,
                     temperature=0.7,
-                    max_tokens=160,
+                    max_tokens=480,
                     seed=r.sample_index,
                     grammar=strategy.reply_grammar(r),
                 )
