@@ -214,6 +214,7 @@ def fetch_page(engine: Engine, request: PageRequest) -> Page:
     dialect = engine.dialect.name
     walking = dialect == "postgresql" and bool(request.filters.words()) and request.sort == "seq"
     walk_rows = store.PROBE_ROWS if walking else None
+    total: int | None = None  # approved rows the filters select, counted once (when a walk needs it)
     with engine.connect() as conn:
         while True:
             if walk_rows is None:
@@ -222,8 +223,9 @@ def fetch_page(engine: Engine, request: PageRequest) -> Page:
             raw = conn.execute(_walk_statement(request, walk_rows)).all()
             if len(raw) > request.limit:
                 break
-            total = _approved_rows(conn, request.filters) if raw else 0
-            walk_rows = store.longer_walk(walk_rows, len(raw), request.limit + 1, total)
+            if raw and total is None:
+                total = _approved_rows(conn, request.filters)
+            walk_rows = store.longer_walk(walk_rows, len(raw), request.limit + 1, total or 0)
     more = len(raw) > request.limit
     raw = raw[: request.limit]
     if request.before is not None:

@@ -84,12 +84,12 @@ class AsyncReadPool:
             try:
                 async with self.connection() as conn:
                     step: store.PageQuery | None = store.first_attempt(query, self._dialect.name)
+                    total: int | None = None
                     while step is not None:
                         sql, params = store.json_page_sql(self._dialect, step)
                         cursor = await conn.execute(sql, params)
                         raw = await cursor.fetchall()
-                        total = None
-                        if store.needs_row_count(query, step, raw):
+                        if total is None and store.needs_row_count(query, step, raw):  # once a page
                             counted = await conn.execute(*store.rows_sql(self._dialect, query))
                             total = int((await counted.fetchone())[0])
                         step = store.next_attempt(query, step, raw, total)

@@ -396,8 +396,7 @@ def next_attempt(
     `total`: the rows the filters select (`rows_sql`), when `needs_row_count`."""
     if attempt is query or page_is_full(raw, attempt):
         return None
-    walked = attempt.params["probe_rows"]
-    rows = longer_walk(walked, len(raw), query.limit + 1, total or 0) if raw else None
+    rows = longer_walk(attempt.params["probe_rows"], len(raw), query.limit + 1, total or 0)
     return _walk(query, rows) if rows else query
 
 
@@ -430,12 +429,14 @@ def fetch_page(engine: Engine, query: PageQuery) -> tuple[list[dict[str, Any]], 
     """Rows of one keyset page as dicts, and the cursor of the next page (None on the last page)."""
     attempt: PageQuery | None = first_attempt(query, engine.dialect.name)
     with engine.connect() as conn:
+        total: int | None = None
         while attempt is not None:
             stmt = _records_statement(*attempt.shape, dialect=engine.dialect.name)
             result = conn.execute(stmt, attempt.params)
             keys = list(map(str, result.keys()))[1:]
             raw = result.fetchall()
-            total = _count(conn, engine, query) if needs_row_count(query, attempt, raw) else None
+            if total is None and needs_row_count(query, attempt, raw):  # one count per page
+                total = _count(conn, engine, query)
             attempt = next_attempt(query, attempt, raw, total)
     page, next_cursor = _split_page(raw, query.limit)
     return [dict(zip(keys, r[1:], strict=True)) for r in page], next_cursor
@@ -473,10 +474,12 @@ def fetch_page_json(engine: Engine, query: PageQuery) -> tuple[list[str], str | 
     """
     attempt: PageQuery | None = first_attempt(query, engine.dialect.name)
     with engine.connect() as conn:
+        total: int | None = None
         while attempt is not None:
             sql, params = json_page_sql(engine.dialect, attempt)
             raw = conn.exec_driver_sql(sql, params).fetchall()
-            total = _count(conn, engine, query) if needs_row_count(query, attempt, raw) else None
+            if total is None and needs_row_count(query, attempt, raw):  # one count per page
+                total = _count(conn, engine, query)
             attempt = next_attempt(query, attempt, raw, total)
     return split_json_page(raw, query.limit)
 
