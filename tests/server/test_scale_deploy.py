@@ -5,6 +5,7 @@ role, and a pg_dump + pg_restore round trip that loses nothing and keeps the cou
 from __future__ import annotations
 
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -137,3 +138,27 @@ def test_roles_migrations_readonly_query_and_dump_restore(
     finally:
         server.close()
         threaded.__exit__(None, None, None)
+
+
+def test_the_bench_measures_postgresql_with_this_guides_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`bench/server_scale.py --pg-settings deploy` runs PostgreSQL with docs/deploy.md's postgresql.conf
+    values (bench/server_load.DEPLOY_SETTINGS): the guide and the bench must say the same."""
+    import importlib.util
+    import re
+
+    root = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location("bench_server_load", root / "bench" / "server_load.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, bench)  # its dataclasses look their module up there
+    spec.loader.exec_module(bench)
+    guide = (root / "docs" / "deploy.md").read_text(encoding="utf-8")
+    conf = re.search(r"```ini\n(.*?)```", guide, re.DOTALL)
+    assert conf is not None
+    values = dict(
+        (key.strip(), value.strip())
+        for key, value in (
+            line.split("#")[0].split("=", 1) for line in conf.group(1).splitlines() if "=" in line
+        )
+    )
+    assert {key: values.get(key) for key in bench.DEPLOY_SETTINGS} == bench.DEPLOY_SETTINGS
