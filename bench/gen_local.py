@@ -3,7 +3,10 @@
 xllamacpp (the shipped GGUF, as `vdata gen` runs it: one llama.cpp context, one slot per request in
 flight, continuous batching): first every slot serves one short request (in a real run every slot
 holds the shared prompt prefix after its first request), then `--sequential` requests run one after
-another, then `--in-flight` requests run all at once. transformers (SmolLM2-135M-Instruct, float32):
+another, then `--requests` requests run with `--in-flight` of them in flight at any time, a new one
+starting as soon as one ends, as `vdata gen`'s engine keeps its `concurrency` requests in flight.
+(One wave of `--in-flight` requests started together, `--requests` equal to `--in-flight`, measures
+less: replies end at different lengths, and the batch shrinks to its longest few for the last steps.) transformers (SmolLM2-135M-Instruct, float32):
 one `generate` call per prompt vs one call for all. Tokens = generated tokens (prompt tokens are
 work too, but not output).
 
@@ -13,7 +16,7 @@ It also measures the machine's float32 GEMM rate with the same thread count (num
 fraction of it that generation reaches, with FLOPs per token = 2 x parameters (read from the GGUF;
 the tied embedding counts once, as the output projection) + attention 4 x layers x width x context.
 
-    python bench/gen_local.py [--in-flight 32] [--sequential 8] [--max-tokens 160] [--threads 0]
+    python bench/gen_local.py [--in-flight 32] [--requests 128] [--sequential 16] [--max-tokens 160] [--threads 0]
                               [--backend all|xllamacpp|transformers]
 """
 
@@ -150,14 +153,14 @@ def bench_transformers(msgs: list[list[dict[str, str]]], n_seq: int, max_tokens:
 
 
 def bench_llamacpp(
-    msgs: list[list[dict[str, str]]], n_seq: int, max_tokens: int, threads: int | None
+    msgs: list[list[dict[str, str]]], slots: int, n_seq: int, max_tokens: int, threads: int | None
 ) -> tuple[Timed, Timed, Any] | None:
     from vdata.generate.providers.local import LlamaCppProvider, xllamacpp_available
 
     if not xllamacpp_available():
         print("xllamacpp      not installed")
         return None
-    n = len(msgs)
+    n = slots
     provider = LlamaCppProvider("smollm2-135m", parallel=n, threads=threads, max_tokens=max_tokens)
     print(
         f"llama.cpp: {provider.gguf.name}, {provider.parallel} slots x {provider.slot_context} tokens, "
@@ -171,12 +174,15 @@ def bench_llamacpp(
     async def go() -> tuple[Timed, Timed]:
         # Every slot serves one request first, as in a running `vdata gen`: the shared prompt prefix
         # (system prompt and example) is then in each slot's cache for both modes.
-        await asyncio.gather(*[call(m, i, 1) for i, m in enumerate(prompts(2 * n)[n:])])
+        # Other prompts than the in-flight run's, so that no slot holds one of those whole already.
+        others = prompts(len(msgs) + n + n_seq)[len(msgs) :]
+        await asyncio.gather(*[call(m, i, 1) for i, m in enumerate(others[:n])])
 
         async def one_at_a_time() -> list[Any]:
-            return [await call(m, i) for i, m in enumerate(msgs[:n_seq])]
+            return [await call(m, i) for i, m in enumerate(others[n:])]
 
         async def in_flight() -> list[Any]:
+            # The provider holds each call until a slot is free: n in flight, the next one as one ends.
             return list(await asyncio.gather(*[call(m, i) for i, m in enumerate(msgs)]))
 
         seq = await timed_async(one_at_a_time)
@@ -186,15 +192,15 @@ def bench_llamacpp(
 
     seq, par = asyncio.run(go())
     row("xllamacpp", "one at a time", seq)
-    row("xllamacpp", f"{n} in flight", par)
+    row("xllamacpp", f"{n} in flight" if len(msgs) == n else f"{len(msgs)}, {n} in flight", par)
     ratio_row(seq, par)
     return seq, par, provider
 
 
-def matmul_bound(par: Timed, provider: Any, threads: int) -> None:
+def matmul_bound(par: Timed, requests: int, provider: Any, threads: int) -> None:
     params, layers, width = model_shape(provider.gguf)
     # A generated token attends to its prompt and, on average, half of its own completion.
-    avg_context = (par.prompt_tokens + par.tokens / 2) / provider.parallel
+    avg_context = (par.prompt_tokens + par.tokens / 2) / requests
     per_token = 2 * params + 4 * layers * width * avg_context
     gemm_wall, gemm_cpu = gemm_gflops(threads)
     out_wall = par.rate * per_token / 1e9
@@ -218,7 +224,10 @@ def matmul_bound(par: Timed, provider: Any, threads: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--in-flight", type=int, default=32, help="requests at once (= llama.cpp slots)")
-    ap.add_argument("--sequential", type=int, default=8, help="requests for the one-at-a-time figure")
+    ap.add_argument(
+        "--requests", type=int, default=0, help="requests in the in-flight run (0 = 4 x --in-flight)"
+    )
+    ap.add_argument("--sequential", type=int, default=16, help="requests for the one-at-a-time figure")
     ap.add_argument("--max-tokens", type=int, default=160)
     ap.add_argument(
         "--threads", type=int, default=0, help="llama.cpp/torch/BLAS threads (0 = provider default)"
@@ -231,18 +240,19 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(threads)  # on a busy machine, spinning OpenMP threads starve each other
-    msgs = prompts(args.in_flight)
+    requests = args.requests or 4 * args.in_flight
+    msgs = prompts(requests)
     print(
-        f"{args.in_flight} targeted prompts in flight, {args.sequential} one at a time, temperature "
+        f"{requests} targeted prompts, {args.in_flight} in flight, {args.sequential} one at a time, temperature "
         f"{TEMPERATURE}, max {args.max_tokens} new tokens, {threads} threads; load {os.getloadavg()[0]:.2f}"
     )
     print(HEADER)
     if args.backend in ("all", "xllamacpp"):
-        result = bench_llamacpp(msgs, args.sequential, args.max_tokens, threads)
+        result = bench_llamacpp(msgs, args.in_flight, args.sequential, args.max_tokens, threads)
         if result is not None:
-            matmul_bound(result[1], result[2], threads)
+            matmul_bound(result[1], requests, result[2], threads)
     if args.backend in ("all", "transformers"):
-        bench_transformers(msgs, args.sequential, args.max_tokens)
+        bench_transformers(msgs[: args.in_flight], args.sequential, args.max_tokens)
     print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

@@ -1,5 +1,6 @@
 """PostgreSQL PUT and `record_keys` (migration 0006): a PUT claims its keys itself, in the statement that
-inserts its rows (store._pg_insert_claimed); every other insert still has them claimed by the row trigger."""
+inserts its rows (store._pg_insert_claimed); every other insert still has them claimed by the row trigger.
+Migration 0008 leaves the key table one unique index, on `id`."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ from typing import Any
 
 import psycopg
 import pytest
+from alembic import command
 from sqlalchemy import Engine, select, text
+from sqlalchemy.exc import IntegrityError
 
 from vdata.core.records import Record
-from vdata.server import store
+from vdata.server import db, store
 from vdata.server.db import record_store
 
 from .conftest import new_db_url
@@ -97,3 +100,40 @@ def test_copy_claims_its_keys_and_skips_taken_ones(engine: Engine) -> None:
     assert keys(engine) == stored(engine)
     assert store.put_records(engine, [sentence(i, "Copied") for i in range(3)], "b").accepted == []
     assert store.stats(engine)["total"] == 4  # the 0005 count triggers saw the rows the trigger kept
+
+
+def test_one_unique_key_index_and_the_database_refuses_an_id_that_is_not_its_hash_prefix(
+    engine: Engine,
+) -> None:
+    """Migration 0008: the id is the content hash's prefix, so its unique index alone refuses every
+    duplicate; the CHECK keeps a hand-made row from breaking that (it would slip past the dedup)."""
+    with engine.connect() as conn:
+        unique = conn.execute(
+            text(
+                "SELECT pg_get_indexdef(indexrelid) FROM pg_index "
+                "WHERE indrelid = CAST('record_keys' AS regclass) AND indisunique"
+            )
+        ).scalars()
+        assert [d.split(" USING ")[1] for d in unique] == ["btree (id)"]
+    store.put_records(engine, [sentence(0)], "a")
+    assert store.put_records(engine, [sentence(0)], "b").duplicates == [sentence(0).id]
+    row = store._row_for(sentence(1), "sql", store.now_utc())
+    row["id"] = "0" * 16  # not the first 16 hex digits of its content_sha256
+    names = ", ".join(row)
+    values = ", ".join(f":{c}" for c in row)
+    with pytest.raises(IntegrityError, match="ck_record_keys_id_is_hash_prefix"), engine.begin() as conn:
+        conn.execute(text(f"INSERT INTO record_store ({names}) VALUES ({values})"), row)
+    assert len(stored(engine)) == 1 and keys(engine) == stored(engine)
+
+
+def test_migration_0008_goes_down_and_up_again(engine: Engine) -> None:
+    store.put_records(engine, [sentence(i) for i in range(3)], "a")
+    config = db.alembic_config(engine.url.render_as_string(hide_password=False))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0007_substring")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM record_keys")).scalar_one() == 3
+    db.upgrade(engine)
+    assert db.current_revision(engine) == db.head_revision()
+    assert store.put_records(engine, [sentence(1), sentence(5)], "b").accepted == [sentence(5).id]
