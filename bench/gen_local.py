@@ -2,13 +2,15 @@
 
 xllamacpp (the shipped GGUF, as `vdata gen` runs it: one llama.cpp context, one slot per request in
 flight, continuous batching): first every slot serves one short request (in a real run every slot
-holds the shared prompt prefix after its first request), then `--sequential` requests run one after
-another, then `--requests` requests run with `--in-flight` of them in flight at any time, a new one
-starting as soon as one ends, as `vdata gen`'s engine keeps its `concurrency` requests in flight.
+holds the shared prompt prefix after its first request), then the first `--sequential` of the
+run's requests go one after another, then every slot serves a short request again (so none holds a
+whole prompt of what follows), then all `--requests` run with `--in-flight` of them in flight at any
+time, a new one starting as soon as one ends, as `vdata gen`'s engine keeps its `concurrency` requests
+in flight. Same prompts and seeds in both modes: the same replies, to batching's rounding.
 (One wave of `--in-flight` requests started together, `--requests` equal to `--in-flight`, measures
-less: replies end at different lengths, and the batch shrinks to its longest few for the last steps.) transformers (SmolLM2-135M-Instruct, float32):
-one `generate` call per prompt vs one call for all. Tokens = generated tokens (prompt tokens are
-work too, but not output).
+less: replies end at different lengths, and the batch shrinks to its longest few for the last steps.)
+transformers (SmolLM2-135M-Instruct, float32): one `generate` call per prompt vs one call for all.
+Tokens = generated tokens (prompt tokens are work too, but not output).
 
 The machine is shared, so besides wall-clock tokens/s the bench prints tokens per CPU-second of this
 process (all its threads): the ratio of those does not move when other processes take CPU away.
@@ -16,7 +18,8 @@ It also measures the machine's float32 GEMM rate with the same thread count (num
 fraction of it that generation reaches, with FLOPs per token = 2 x parameters (read from the GGUF;
 the tied embedding counts once, as the output projection) + attention 4 x layers x width x context.
 
-    python bench/gen_local.py [--in-flight 32] [--requests 128] [--sequential 16] [--max-tokens 160] [--threads 0]
+    python bench/gen_local.py [--in-flight 32] [--requests 128] [--sequential 16]
+                              [--max-tokens 160] [--threads 0]
                               [--backend all|xllamacpp|transformers]
 """
 
@@ -174,18 +177,23 @@ def bench_llamacpp(
     async def go() -> tuple[Timed, Timed]:
         # Every slot serves one request first, as in a running `vdata gen`: the shared prompt prefix
         # (system prompt and example) is then in each slot's cache for both modes.
-        # Other prompts than the in-flight run's, so that no slot holds one of those whole already.
-        others = prompts(len(msgs) + n + n_seq)[len(msgs) :]
-        await asyncio.gather(*[call(m, i, 1) for i, m in enumerate(others[:n])])
+        others = prompts(len(msgs) + n)[-n:]
 
+        async def fill_slots() -> None:
+            await asyncio.gather(*[call(m, i, 1) for i, m in enumerate(others)])
+
+        # The first requests of the in-flight run, same seeds: the same replies (to batching's rounding).
         async def one_at_a_time() -> list[Any]:
-            return [await call(m, i) for i, m in enumerate(others[n:])]
+            return [await call(m, i) for i, m in enumerate(msgs[:n_seq])]
 
         async def in_flight() -> list[Any]:
             # The provider holds each call until a slot is free: n in flight, the next one as one ends.
             return list(await asyncio.gather(*[call(m, i) for i, m in enumerate(msgs)]))
 
+        await fill_slots()
         seq = await timed_async(one_at_a_time)
+        # Again, so that no slot holds a whole prompt of the in-flight run (only the shared prefix).
+        await fill_slots()
         par = await timed_async(in_flight)
         await provider.aclose()
         return seq, par

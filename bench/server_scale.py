@@ -12,7 +12,9 @@ For each size and backend:
    --seconds per read: GET first page, deep keyset page (90% into the table), filtered page (category
    and strategy), full-text search (/records?q=, the pages' FTS5 / tsvector search), the API's substring
    search (/v1/records?q=), a /records page with its facet counts, /v1/stats. p50/p99 and req/s.
-3. PUT: batches of 100 records of which 10 are already stored (dedup), 4 clients: records/s.
+3. PUT: batches of 100 records of which 10 are already stored (dedup), 4 clients: records/s, with the
+   contribution gate off (the PUT path alone: `put_records_s`) and on (`put_gate_on_records_s`: its
+   worker process makes a report on every batch after the response, on the same cores).
 4. The /v1/query GROUP BY aggregate (median of --repeats sequential runs) on the live database, and
    (SQLite run) on DuckDB over a snapshot of the same records (time to take the snapshot reported).
 
@@ -54,7 +56,7 @@ COUNT_FILL: list[str] = importlib.import_module("vdata.server.migrations.version
 QUERY_SQL = (
     "SELECT category, strategy, COUNT(*) AS n, AVG(LENGTH(text)) AS mean_len FROM records GROUP BY 1, 2"
 )
-RATIO_KEYS = ("put_records_s", "query_live_ms", "query_duckdb_ms")
+RATIO_KEYS = ("put_records_s", "put_gate_on_records_s", "query_live_ms", "query_duckdb_ms")
 STRATEGIES = ("targeted", "general", "attributed", "simple", "loss_guided")
 PROVIDERS = (
     ("openai", "gpt-4o-mini"),
@@ -267,6 +269,18 @@ def stored_rows(engine: Any) -> int:
         return int(conn.execute(text("SELECT COUNT(*) FROM record_store")).scalar_one())
 
 
+def prewarm_keys(url: str) -> None:
+    """Read the key index into shared buffers, where a running server has it: the bench starts the
+    cluster cold, and each of a PUT's keys lands on a random leaf page (the keys are hashes), so at
+    10^7 rows the first minutes of PUTs would read the index from disk page by page. Deployments keep
+    the buffers over restarts with pg_prewarm's autoprewarm (docs/deploy.md)."""
+    import psycopg
+
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_prewarm")
+        conn.execute("SELECT pg_prewarm('record_keys_pkey')")
+
+
 def put_with_dedup(url: str, n: int, start: int, puts: int) -> float:
     """records/s of PUT batches of 100: 90 new records and 10 already stored (answered as duplicates)."""
     new = [_as_record(r) for r in record_rows(puts * 90, seed=1, start=start)]
@@ -333,7 +347,7 @@ def measure(backend: str, n: int, args: argparse.Namespace) -> dict[str, float]:
             )
         server = ServerProcess(url)
         try:
-            for name, paths in read_paths(n).items():
+            for name, paths in read_paths(n).items() if "reads" in args.phases else ():
                 asyncio.run(get_load(server.port, 1.0, args.clients, paths))  # warm-up (caches, pages)
                 count, errors, lat = asyncio.run(get_load(server.port, args.seconds, args.clients, paths))
                 lat_ms = sorted(x * 1000 for x in lat)
@@ -343,11 +357,26 @@ def measure(backend: str, n: int, args: argparse.Namespace) -> dict[str, float]:
                 if errors:
                     figures[f"{name}_errors"] = errors
             # New records continue after every row stored so far (a kept cluster holds earlier runs' PUTs).
-            figures["put_records_s"] = put_with_dedup(server.url, n, stored_rows(engine), args.puts)
-            figures.update(live_query_figures(server.url, url, args.repeats))
+            if "put" in args.phases:
+                if pg:
+                    prewarm_keys(url)
+                figures["put_gate_on_records_s"] = put_with_dedup(
+                    server.url, n, stored_rows(engine), args.puts
+                )
+            if "query" in args.phases:
+                figures.update(live_query_figures(server.url, url, args.repeats))
         finally:
             server.stop()
-        if not pg:
+        if "put" in args.phases:
+            # The PUT path alone: the gate's worker shares the cores, and its work right after a start
+            # grows with the table (it profiles every approved record; after a bulk load it indexes
+            # the loaded records' signatures), so with it on the figure mixes both.
+            server = ServerProcess(url, gate="off")
+            try:
+                figures["put_records_s"] = put_with_dedup(server.url, n, stored_rows(engine), args.puts)
+            finally:
+                server.stop()
+        if not pg and "query" in args.phases:
             figures.update(duckdb_figures(url, work, args.repeats))
         engine.dispose()
     finally:
@@ -410,6 +439,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="runs of the /v1/query aggregate")
     parser.add_argument("--json", help="also write the figures to this file, after each run")
     parser.add_argument(
+        "--phases",
+        default="reads,put,query",
+        type=lambda v: set(v.split(",")),
+        help="which of reads, put (gate off and on), query to measure, comma-separated",
+    )
+    parser.add_argument(
         "--pg-settings",
         choices=("stock", "deploy"),
         default="stock",
@@ -452,7 +487,7 @@ def main() -> None:
                 ratio = big[key] / small[key]
                 if key.endswith("_p99_ms"):
                     verdict = "ok" if ratio <= 2.0 else "OVER"
-                elif key == "put_records_s":
+                elif key in ("put_records_s", "put_gate_on_records_s"):
                     verdict = "ok" if ratio >= 1 / 1.5 else "UNDER"
                 else:
                     verdict = ""

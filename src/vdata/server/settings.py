@@ -139,7 +139,8 @@ class ServerSettings(StageSettings):
     # The contribution gate: a report on every PUT batch, made after the response by a worker process.
     gate: bool = True
     auto_reject: tuple[AutoRejectRule, ...] = ()
-    # Seconds the gate reuses its profile of the public dataset (groups, pairings) before recounting it.
+    # Seconds the gate reuses its profile of the public dataset (groups, pairings) before bringing it up
+    # to date (from the records stored and the moderation log since: gate.update_public_profile).
     gate_refresh_s: float = Field(600.0, ge=0)
     # Benchmark the latest snapshot this often (seconds; None: never) with `benchmark_command`.
     benchmark_every_s: float | None = Field(None, gt=0)
