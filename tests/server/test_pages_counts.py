@@ -7,7 +7,7 @@ import threading
 import time
 from pathlib import Path
 
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, func, insert, select, update
 
 from vdata.server import browse, db
 from vdata.server.store import content_sha256
@@ -75,3 +75,36 @@ def test_count_cache_serves_stale_values_while_refreshing() -> None:
         time.sleep(0.01)
     assert cache.peek("k") == 2 and len(calls) == 2
     assert browse.TtlCache(ttl_s=0).get("x", lambda: 7) == 7
+
+
+def test_unfiltered_counts_from_the_count_tables_equal_the_group_bys(tmp_path: Path) -> None:
+    """The home page's figures and the unfiltered facets read category, strategy and provider from the
+    trigger-kept count tables: the same as grouping the rows, after inserts and a moderation."""
+    engine = _store_with(tmp_path, 300)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                update(db.record_store).where(db.record_store.c.provider == "p2").values(status="rejected")
+            )
+        c = db.record_store.c
+        with engine.connect() as conn:
+            grouped = {
+                name: conn.execute(
+                    select(c[name], func.count())
+                    .where(c.status == "approved")
+                    .group_by(c[name])
+                    .order_by(func.count().desc(), c[name])
+                ).all()
+                for name in browse.COUNTED
+            }
+            by_status = dict(conn.execute(select(c.status, func.count()).group_by(c.status)).all())
+        overview = browse.overview(engine)
+        facets = browse.facet_counts(engine, browse.Filters())
+        assert overview["by_status"] == by_status == {"approved": 180, "pending": 20, "rejected": 100}
+        for name, rows in grouped.items():
+            assert overview[f"by_{name}"] == [tuple(r) for r in rows]
+            assert facets["facets"][name] == [tuple(r) for r in rows][: browse.FACET_LIMIT]
+        assert facets["total"] == 180
+        assert overview["by_provider"] == [("p0", 90), ("p1", 90)]
+    finally:
+        engine.dispose()
