@@ -70,7 +70,7 @@ def test_the_update_equals_a_recount_after_puts_approvals_and_reversals(engine: 
     moderate(engine, second[:1], "rejected")
 
     updated = gate.update_public_profile(engine, LEXICON, before)
-    assert updated is not None
+    assert updated is not None and before.profile.records == 8  # a new profile; the old one as it was
     recount = gate.public_profile(engine, LEXICON)
     assert as_plain(updated.profile) == as_plain(recount.profile)
     assert updated.profile.records == 8 - 2 + 2 + 1 + 3 == store.stats(engine)["by_status"]["approved"]

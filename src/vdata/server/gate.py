@@ -197,7 +197,7 @@ def update_public_profile(engine: Engine, lexicon: Lexicon, public: PublicProfil
     approved total of the count tables disagrees (rows removed without a log entry, e.g. a month
     archived), so the caller counts afresh."""
     r, log = record_store.c, moderation_store.moderation_log.c
-    profile = public.profile
+    profile = public.profile.merged(GroupProfile())  # a copy: a failed read leaves `public` as it was
     with _snapshot(engine) as conn:
         changes = conn.execute(
             select(log.seq, log.old_status, log.new_status, r.text, r.attribute)
