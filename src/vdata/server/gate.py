@@ -170,24 +170,29 @@ def _last_log_seq(conn: Connection) -> int:
 def public_profile(engine: Engine, lexicon: Lexicon) -> PublicProfile:
     """The profile of every approved record, read in seq order a chunk at a time, in one snapshot."""
     profile = GroupProfile()
-    r = record_store.c
-    last = -1
     with _snapshot(engine) as conn:
         log_seq = _last_log_seq(conn)
-        while True:
-            rows = conn.execute(
-                select(r.seq, r.text, r.attribute)
-                .where(r.status == "approved", r.seq > last)
-                .order_by(r.seq)
-                .limit(PUBLIC_CHUNK)
-            ).all()
-            if not rows:
-                break
-            for _, text, attribute in rows:
-                profile.add(lexicon, text, attribute)
-            last = rows[-1][0]
-        record_seq = int(conn.execute(select(func.max(r.seq))).scalar() or -1)
+        record_seq = _add_approved_after(conn, lexicon, profile, -1)
     return PublicProfile(profile, record_seq, log_seq)
+
+
+def _add_approved_after(conn: Connection, lexicon: Lexicon, profile: GroupProfile, seq: int) -> int:
+    """Count into `profile` the approved records after `seq`, in seq order a chunk at a time; returns
+    the last seq stored (whatever its status), from which the next update starts."""
+    r = record_store.c
+    while True:
+        rows = conn.execute(
+            select(r.seq, r.text, r.attribute)
+            .where(r.status == "approved", r.seq > seq)
+            .order_by(r.seq)
+            .limit(PUBLIC_CHUNK)
+        ).all()
+        if not rows:
+            break
+        for _, text, attribute in rows:
+            profile.add(lexicon, text, attribute)
+        seq = rows[-1][0]
+    return max(seq, int(conn.execute(select(func.max(r.seq))).scalar() or -1))
 
 
 def update_public_profile(engine: Engine, lexicon: Lexicon, public: PublicProfile) -> PublicProfile | None:
@@ -209,20 +214,7 @@ def update_public_profile(engine: Engine, lexicon: Lexicon, public: PublicProfil
         for _, old, new, text, attribute in changes:
             if (old == "approved") != (new == "approved"):
                 profile.add(lexicon, text, attribute, 1 if new == "approved" else -1)
-        record_seq = public.record_seq
-        while True:
-            rows = conn.execute(
-                select(r.seq, r.text, r.attribute)
-                .where(r.status == "approved", r.seq > record_seq)
-                .order_by(r.seq)
-                .limit(PUBLIC_CHUNK)
-            ).all()
-            if not rows:
-                break
-            for _, text, attribute in rows:
-                profile.add(lexicon, text, attribute)
-            record_seq = rows[-1][0]
-        record_seq = max(record_seq, int(conn.execute(select(func.max(r.seq))).scalar() or -1))
+        record_seq = _add_approved_after(conn, lexicon, profile, public.record_seq)
         log_seq = max(log_seq, _last_log_seq(conn))
         if profile.records != _approved_total(conn):
             return None
