@@ -283,10 +283,12 @@ def prewarm_keys(url: str) -> None:
 
 def wait_for_warm_counts(url: str) -> None:
     """Return once the server's start-up counts are done: at start it computes the home page's and the
-    unfiltered /records counts in the background (GROUP BYs over every approved row: seconds at 10^7
-    rows), and a first reader waits for that computation. Measured without this, the PUTs of a
-    just-started server shared the cores and the disk with it (at 10^7 rows 2 blocks read per stored
-    record from each of the large partition's (status, category) and (status, strategy) indexes)."""
+    unfiltered /records counts in the background (its months and the contributor facet group every
+    approved row: seconds at 10^7 rows), and a first reader waits for that computation. Measured
+    without this (and before those counts read the count tables for category, strategy and provider),
+    the PUTs of a just-started server shared the cores and the disk with them: at 10^7 rows 2 blocks
+    read per stored record from each of the large partition's (status, category) and (status, strategy)
+    indexes."""
     with httpx.Client(base_url=url, timeout=600) as client:
         for path in ("/", "/records"):
             client.get(path).raise_for_status()
