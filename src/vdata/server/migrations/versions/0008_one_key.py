@@ -44,7 +44,8 @@ def _content_unique_constraints() -> list[str]:
 def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
-    # Added NOT VALID, then validated: the check scans the table without blocking PUTs meanwhile.
+    # NOT VALID then VALIDATE is how an operator would add it to a live table in two transactions;
+    # here both run in the migration's one transaction, so writes wait for the check's scan.
     op.execute(
         f"ALTER TABLE record_keys ADD CONSTRAINT {ID_IS_HASH_PREFIX} "
         "CHECK (id = left(content_sha256, 16)) NOT VALID"
