@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, func, insert, select, update
 
-from vdata.server import browse, db
+from vdata.server import browse, db, store
 from vdata.server.store import content_sha256
 
 
@@ -95,7 +95,7 @@ def test_unfiltered_counts_from_the_count_tables_equal_the_group_bys(tmp_path: P
                     .group_by(c[name])
                     .order_by(func.count().desc(), c[name])
                 ).all()
-                for name in browse.COUNTED
+                for name in store.COUNTED_COLUMNS
             }
             by_status = dict(conn.execute(select(c.status, func.count()).group_by(c.status)).all())
         overview = browse.overview(engine)

@@ -22,7 +22,6 @@ from typing import Any
 import orjson
 from sqlalchemy import (
     ColumnElement,
-    Connection,
     Engine,
     Integer,
     and_,
@@ -272,8 +271,10 @@ def facet_counts(engine: Engine, filters: Filters) -> dict[str, Any]:
         if filters == Filters():
             facets: dict[str, list[tuple[str, int]]] = {}
             for name in FACETS:
-                if name in COUNTED:
-                    rows = approved_counts(conn, name)
+                # Category, strategy and provider come from the count tables: a few hundred rows, where
+                # a GROUP BY read every approved row (1 GB of index at 10^7 rows, on every refresh).
+                if name in store.COUNTED_COLUMNS:
+                    rows = store.approved_counts(conn, name)
                 else:
                     n = func.count().label("n")
                     rows = conn.execute(
@@ -304,43 +305,16 @@ def facet_counts(engine: Engine, filters: Filters) -> dict[str, Any]:
     return {"total": total, "facets": facets, "sampled": sampled, "counted": len(sample)}
 
 
-# The columns the trigger-kept count tables (migration 0005) group by: their approved counts are read
-# from there, a few hundred rows, where a GROUP BY read every approved row (1 GB of index at 10^7 rows,
-# on every refresh of the pages' counts).
-COUNTED = ("category", "strategy", "provider")
-
-
-def approved_counts(conn: Connection, name: str) -> list[tuple[str, int]]:
-    """Approved records per value of `name` (one of COUNTED), most first: exact, from the count tables."""
-    counts = store.record_counts.c
-    n = func.sum(counts.n)
-    rows = conn.execute(
-        select(counts[name], n)
-        .where(counts.status == "approved")
-        .group_by(counts[name])
-        .having(n != 0)
-        .order_by(n.desc(), counts[name])
-    ).all()
-    return [(value, int(total)) for value, total in rows]
-
-
 def overview(engine: Engine) -> dict[str, Any]:
     """The home page's figures: records by status, approved records by category/strategy/provider,
     and approved records per month (by the month they were submitted)."""
     c = record_store.c
     approved = c.status == "approved"
     out: dict[str, Any] = {}
-    counts = store.record_counts.c
     with engine.connect() as conn:
-        n = func.sum(counts.n)
-        out["by_status"] = {
-            status: int(total)
-            for status, total in conn.execute(
-                select(counts.status, n).group_by(counts.status).having(n != 0)
-            ).all()
-        }
-        for name in COUNTED:
-            out[f"by_{name}"] = approved_counts(conn, name)
+        out["by_status"] = store.status_counts(conn)
+        for name in store.COUNTED_COLUMNS:
+            out[f"by_{name}"] = store.approved_counts(conn, name)
         month = func.substr(c.submitted_at, 1, 7)
         out["by_month"] = conn.execute(
             select(month, func.count()).where(approved).group_by(month).order_by(month)

@@ -155,13 +155,6 @@ def _snapshot(engine: Engine) -> Iterator[Connection]:
                 conn.rollback()
 
 
-def _approved_total(conn: Connection) -> int:
-    """Approved records per the trigger-kept count tables (migration 0005): a few hundred rows read."""
-    counts = store.record_counts.c
-    total = conn.execute(select(func.sum(counts.n)).where(counts.status == "approved")).scalar()
-    return int(total or 0)
-
-
 def _last_log_seq(conn: Connection) -> int:
     last = conn.execute(select(func.max(moderation_store.moderation_log.c.seq))).scalar()
     return int(last) if last is not None else -1
@@ -216,7 +209,7 @@ def update_public_profile(engine: Engine, lexicon: Lexicon, public: PublicProfil
                 profile.add(lexicon, text, attribute, 1 if new == "approved" else -1)
         record_seq = _add_approved_after(conn, lexicon, profile, public.record_seq)
         log_seq = max(log_seq, _last_log_seq(conn))
-        if profile.records != _approved_total(conn):
+        if profile.records != store.status_counts(conn).get("approved", 0):
             return None
     return PublicProfile(profile, record_seq, log_seq)
 

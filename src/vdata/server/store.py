@@ -530,11 +530,37 @@ def compact_counts(conn: Any) -> None:
         )
 
 
+# The columns the count tables group approved records by, besides status.
+COUNTED_COLUMNS = ("category", "strategy", "provider")
+
+
+def status_counts(conn: Any) -> dict[str, int]:
+    """Records per status, from the count tables: exact, a few hundred rows read at any volume."""
+    c = record_counts.c
+    n = func.sum(c.n)
+    return {
+        status: int(total)
+        for status, total in conn.execute(select(c.status, n).group_by(c.status).having(n != 0))
+    }
+
+
+def approved_counts(conn: Any, name: str) -> list[tuple[str, int]]:
+    """Approved records per value of `name` (one of COUNTED_COLUMNS), most first, from the count tables."""
+    c = record_counts.c
+    n = func.sum(c.n)
+    rows = conn.execute(
+        select(c[name], n)
+        .where(c.status == "approved")
+        .group_by(c[name])
+        .having(n != 0)
+        .order_by(n.desc(), c[name])
+    ).all()
+    return [(value, int(total)) for value, total in rows]
+
+
 def stats(engine: Engine) -> dict[str, Any]:
     """/v1/stats from the trigger-kept count tables: exact, and a few hundred rows read at any volume."""
     out: dict[str, Any] = {}
-    counts = record_counts.c
-    total = func.sum(counts.n)
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:
             rows = conn.execute(select(func.count()).select_from(record_counts)).scalar_one()
@@ -543,19 +569,10 @@ def stats(engine: Engine) -> dict[str, Any]:
             with engine.begin() as conn:
                 compact_counts(conn)
     with engine.connect() as conn:
-        by_status = conn.execute(
-            select(counts.status, total).group_by(counts.status).having(total != 0)
-        ).all()
-        out["by_status"] = {status: int(n) for status, n in by_status}
+        out["by_status"] = status_counts(conn)
         out["total"] = sum(out["by_status"].values())
-        for name in ("category", "strategy", "provider"):
-            col = counts[name]
-            out[f"by_{name}"] = {
-                value: int(n)
-                for value, n in conn.execute(
-                    select(col, total).where(counts.status == "approved").group_by(col).having(total != 0)
-                ).all()
-            }
+        for name in COUNTED_COLUMNS:
+            out[f"by_{name}"] = dict(approved_counts(conn, name))
         days = record_days.c
         day_total = func.sum(days.n)
         out["contributions_by_day"] = [
