@@ -21,6 +21,16 @@ def make_db(url: str) -> Engine:
     return engine
 
 
+def downgrade(engine: Engine, revision: str) -> None:
+    """Take the schema down to `revision` (db.upgrade's way back, for the migrations' tests)."""
+    from alembic import command
+
+    config = db.alembic_config(engine.url.render_as_string(hide_password=False))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, revision)
+
+
 def add_records(
     engine: Engine,
     n: int,

@@ -23,7 +23,7 @@ from vdata.server.db import record_store
 from vdata.server.snapshot import list_snapshots, take_snapshot
 
 from .conftest import new_db_url, run_in_threads, start_server
-from .snapshot_helpers import add_records, make_db, snapshot_settings
+from .snapshot_helpers import add_records, downgrade, make_db, snapshot_settings
 
 NOW = datetime(2026, 6, 15, tzinfo=UTC)  # "12mo" before it: months up to 2025-05 go
 MONTHS = {
@@ -314,9 +314,7 @@ def test_postgres_upgrade_partitions_existing_records_and_downgrades(
         == 1
     )
 
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.downgrade(config, "0005_scale")
+    downgrade(engine, "0005_scale")
     assert kind() == "r"
     with engine.connect() as conn:
         constraints = set(
@@ -335,20 +333,13 @@ def test_postgres_upgrade_partitions_existing_records_and_downgrades(
 
 
 def test_downgrade_refuses_while_months_are_archived(tmp_path: Path) -> None:
-    from alembic import command
-
     from vdata.server import db
 
     url = f"sqlite:///{tmp_path / 'server.sqlite3'}"
     engine, _, out = prepared(url, tmp_path)
     archive.archive(engine, out, months=["2025-01"])
-    config = db.alembic_config(url)
-    with (
-        pytest.raises(RuntimeError, match="2025-01 are archived; bring them back first"),
-        engine.begin() as conn,
-    ):
-        config.attributes["connection"] = conn
-        command.downgrade(config, "0005_scale")
+    with pytest.raises(RuntimeError, match="2025-01 are archived; bring them back first"):
+        downgrade(engine, "0005_scale")
     assert db.current_revision(engine) == db.head_revision()
     engine.dispose()
 

@@ -8,7 +8,6 @@ from typing import Any
 
 import psycopg
 import pytest
-from alembic import command
 from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import IntegrityError
 
@@ -17,7 +16,7 @@ from vdata.server import db, store
 from vdata.server.db import record_store
 
 from .conftest import new_db_url
-from .snapshot_helpers import make_db
+from .snapshot_helpers import downgrade, make_db
 
 pytestmark = pytest.mark.postgres
 
@@ -128,10 +127,7 @@ def test_one_unique_key_index_and_the_database_refuses_an_id_that_is_not_its_has
 
 def test_migration_0008_goes_down_and_up_again(engine: Engine) -> None:
     store.put_records(engine, [sentence(i) for i in range(3)], "a")
-    config = db.alembic_config(engine.url.render_as_string(hide_password=False))
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.downgrade(config, "0007_substring")
+    downgrade(engine, "0007_substring")
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM record_keys")).scalar_one() == 3
     db.upgrade(engine)

@@ -15,7 +15,7 @@ from vdata.server import db, store
 from vdata.server.db import record_store
 
 from .conftest import Server, new_db_url, run_in_threads, sample_records
-from .snapshot_helpers import add_records
+from .snapshot_helpers import add_records, downgrade
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
@@ -139,9 +139,7 @@ def test_upgrade_fills_the_counts_of_existing_records(
     assert db.current_revision(engine) == db.head_revision()
     assert store.stats(engine) == stats_by_scan(engine)
     assert store.stats(engine)["by_category"] == {"gender": 12}
-    with engine.begin() as conn:  # and down again: the old view and no count tables
-        config.attributes["connection"] = conn
-        command.downgrade(config, "0003")
+    downgrade(engine, "0003")  # and down again: the old view and no count tables
     with engine.connect() as conn:
         assert set(conn.execute(text("SELECT status, category, strategy, provider, n FROM stats")).all()) == (
             stats_view_by_scan(engine)

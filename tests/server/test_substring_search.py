@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from alembic import command
 from sqlalchemy import Engine, delete, text, update
 
 from vdata.core.records import Record
@@ -16,7 +15,7 @@ from vdata.server import browse, db, store
 from vdata.server.db import record_store
 
 from .conftest import new_db_url, start_server
-from .snapshot_helpers import make_db
+from .snapshot_helpers import downgrade, make_db
 
 TEXTS = [
     "The NURSE was a brilliant engineer.",
@@ -167,11 +166,7 @@ def test_the_index_follows_updates_deletes_and_migrations(engine: Engine) -> Non
     assert search(engine, "marathon") == []
     check_index(engine)
 
-    url = engine.url.render_as_string(hide_password=False)
-    config = db.alembic_config(url)
-    with engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.downgrade(config, "0006_archive")
+    downgrade(engine, "0006_archive")
     assert not has_index(engine)
     assert search(engine, "nurse", indexed=False) == [*TEXTS[1:3], "A quiet nurse."]  # 0006's scan
     put_texts(engine, ["A nurse added while the index was gone."])
