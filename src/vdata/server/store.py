@@ -10,7 +10,7 @@ import importlib
 import itertools
 import json
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -427,19 +427,34 @@ def _split_page(raw: Sequence[Any], limit: int) -> tuple[Sequence[Any], str | No
 
 def fetch_page(engine: Engine, query: PageQuery) -> tuple[list[dict[str, Any]], str | None]:
     """Rows of one keyset page as dicts, and the cursor of the next page (None on the last page)."""
+    keys, raw = _attempted_rows(
+        engine,
+        query,
+        lambda conn, attempt: conn.execute(
+            _records_statement(*attempt.shape, dialect=engine.dialect.name), attempt.params
+        ),
+    )
+    page, next_cursor = _split_page(raw, query.limit)
+    return [dict(zip(keys[1:], r[1:], strict=True)) for r in page], next_cursor
+
+
+def _attempted_rows(
+    engine: Engine, query: PageQuery, execute: Callable[[Any, PageQuery], Any]
+) -> tuple[list[str], Sequence[Any]]:
+    """(column names, rows) of `query`'s page: its attempts in turn (first_attempt, next_attempt), each
+    run by `execute`, counting the rows the filters select at most once, when an attempt needs it."""
     attempt: PageQuery | None = first_attempt(query, engine.dialect.name)
+    keys: list[str] = []
+    raw: Sequence[Any] = []
     with engine.connect() as conn:
         total: int | None = None
         while attempt is not None:
-            stmt = _records_statement(*attempt.shape, dialect=engine.dialect.name)
-            result = conn.execute(stmt, attempt.params)
-            keys = list(map(str, result.keys()))[1:]
-            raw = result.fetchall()
-            if total is None and needs_row_count(query, attempt, raw):  # one count per page
-                total = _count(conn, engine, query)
+            result = execute(conn, attempt)
+            keys, raw = list(map(str, result.keys())), result.fetchall()
+            if total is None and needs_row_count(query, attempt, raw):
+                total = int(conn.exec_driver_sql(*rows_sql(engine.dialect, query)).scalar_one())
             attempt = next_attempt(query, attempt, raw, total)
-    page, next_cursor = _split_page(raw, query.limit)
-    return [dict(zip(keys, r[1:], strict=True)) for r in page], next_cursor
+    return keys, raw
 
 
 JSON_DIALECTS = ("sqlite", "postgresql")
@@ -472,20 +487,10 @@ def fetch_page_json(engine: Engine, query: PageQuery) -> tuple[list[str], str | 
     The SQL is compiled once per filter shape and sent as driver SQL: no per-request compilation or
     result processing, while the connection still comes from (and errors still reach) SQLAlchemy's pool.
     """
-    attempt: PageQuery | None = first_attempt(query, engine.dialect.name)
-    with engine.connect() as conn:
-        total: int | None = None
-        while attempt is not None:
-            sql, params = json_page_sql(engine.dialect, attempt)
-            raw = conn.exec_driver_sql(sql, params).fetchall()
-            if total is None and needs_row_count(query, attempt, raw):  # one count per page
-                total = _count(conn, engine, query)
-            attempt = next_attempt(query, attempt, raw, total)
+    _, raw = _attempted_rows(
+        engine, query, lambda conn, attempt: conn.exec_driver_sql(*json_page_sql(engine.dialect, attempt))
+    )
     return split_json_page(raw, query.limit)
-
-
-def _count(conn: Any, engine: Engine, query: PageQuery) -> int:
-    return int(conn.exec_driver_sql(*rows_sql(engine.dialect, query)).scalar_one())
 
 
 def split_json_page(raw: Sequence[Any], limit: int) -> tuple[list[str], str | None]:
