@@ -1,17 +1,19 @@
 """`/v1/records?q=` through the trigram index (migration 0007): the same answer as the scan, pages by
 keyset, the index is what serves a rare string, and it follows every write and a downgrade/upgrade. On
 PostgreSQL both searches (this one and the /records word search) walk before they use an index
-(store.PROBE_ROWS): the walks change no answer, and a frequent word is answered by one."""
+(seq_search.py), then resume over a seq range bounded by what the walk found: neither changes an answer,
+a frequent word is answered by the walk or the resumed range, never by the index over every row."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 from sqlalchemy import Engine, delete, text, update
 
 from vdata.core.records import Record
-from vdata.server import browse, db, store
+from vdata.server import browse, db, seq_search, store
 from vdata.server.db import record_store
 
 from .conftest import new_db_url, start_server
@@ -66,7 +68,7 @@ def search(engine: Engine, q: str, limit: int = 2, indexed: bool | None = None) 
             status="approved", columns=["id", "text"], q=q, after_seq=after, limit=limit
         )
         if indexed is False:
-            query = store.PageQuery((*query.shape[:6], False, False), query.params, query.limit)
+            query = store.PageQuery((*query.shape[:6], False, False, False), query.params, query.limit)
         rows, cursor = store.fetch_page(engine, query)
         seen += [r["text"] for r in rows]
         if cursor is None:
@@ -85,14 +87,17 @@ def test_indexed_search_answers_exactly_what_the_scan_does(engine: Engine) -> No
     assert search(engine, "ab") == ["ab"]  # under three characters: the scan
 
 
+@pytest.mark.parametrize("margin", [0, 2])
 @pytest.mark.parametrize("probe_rows", [1, 4, 5_000])
 def test_the_walk_before_the_index_changes_no_answer(
-    engine: Engine, probe_rows: int, monkeypatch: pytest.MonkeyPatch
+    engine: Engine, probe_rows: int, margin: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """PostgreSQL walks PROBE_ROWS rows first, then further, then asks the index: however short or long the
-    walks are, every page is the scan's (a full page from a walk stands; otherwise the next attempt)."""
-    monkeypatch.setattr(store, "PROBE_ROWS", probe_rows)
-    monkeypatch.setattr(store, "WALK_ROW_COST", 0.0)  # walk on whenever a walk found something
+    """PostgreSQL walks PROBE_ROWS rows first, then resumes over a bounded range, then asks the index:
+    however short the walk and however narrow the range (margin 0: an empty one), every page is the
+    scan's (a full page from a step stands; otherwise the next step)."""
+    monkeypatch.setattr(seq_search, "PROBE_ROWS", probe_rows)
+    monkeypatch.setattr(seq_search, "RANGE_MARGIN", margin)
+    monkeypatch.setattr(seq_search, "INDEX_MATCHES", 0)  # resume whenever the walk found something
     put_texts(engine, TEXTS + [f"{t} (copy {i})" for i in range(6) for t in TEXTS[:3]])
     for q in QUERIES:
         for limit in (1, 2, 50):
@@ -117,44 +122,72 @@ def word_search(engine: Engine, words: str, descending: bool) -> list[str]:
     return seen
 
 
+@pytest.mark.parametrize("margin", [0, 2])
 @pytest.mark.parametrize("probe_rows", [1, 4, 5_000])
 def test_the_walk_before_the_word_index_changes_no_page(
-    engine: Engine, probe_rows: int, monkeypatch: pytest.MonkeyPatch
+    engine: Engine, probe_rows: int, margin: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The same first attempt for the /records word search (PostgreSQL, seq order), both directions."""
-    monkeypatch.setattr(store, "WALK_ROW_COST", 0.0)
+    """The same steps for the /records word search (PostgreSQL, seq order), both directions."""
+    monkeypatch.setattr(seq_search, "RANGE_MARGIN", margin)
+    monkeypatch.setattr(seq_search, "INDEX_MATCHES", 0)
     put_texts(engine, TEXTS + [f"{t} (copy {i})" for i in range(6) for t in TEXTS[:3]])
     for words in ("nurse", "engineer", "marathons", "nurse engineer", "none"):
         for descending in (False, True):
-            monkeypatch.setattr(store, "PROBE_ROWS", 0)  # no walk: the index statement alone
+            monkeypatch.setattr(seq_search, "PROBE_ROWS", 0)  # no walk: the index statement alone
             expected = word_search(engine, words, descending)
-            monkeypatch.setattr(store, "PROBE_ROWS", probe_rows)
+            monkeypatch.setattr(seq_search, "PROBE_ROWS", probe_rows)
             assert word_search(engine, words, descending) == expected, (words, descending)
+
+
+def run_steps(engine: Engine, query: store.PageQuery, search: seq_search.SeqSearch) -> list[str]:
+    """Run `search`'s steps as the async reads do (store.step_sql); returns the steps taken."""
+    taken = []
+    with engine.connect() as conn:
+        while search.step:
+            taken.append(search.step)
+            raw = conn.exec_driver_sql(*store.step_sql(engine.dialect, query, search)).fetchall()
+            facts = None
+            if search.needs_facts(raw):
+                sql, params = store.walk_facts_sql(engine.dialect, query, search)
+                facts = seq_search.WalkFacts(*conn.exec_driver_sql(sql, params).one())
+            search.add(list(raw), facts)
+    return taken
 
 
 @pytest.mark.postgres
 def test_a_frequent_word_is_answered_by_the_walk(postgres_cluster: Any) -> None:
-    """The first attempt walks the (status, seq) order and stops at a full page, so a word in every other
+    """The first step walks the (status, seq) order and stops at a full page, so a word in every other
     record never makes PostgreSQL collect and sort all its matches."""
     engine = make_db(postgres_cluster.create_database())
     put_texts(engine, [f"Record {i}: a {'nurse' if i % 2 else 'pilot'} at work." for i in range(400)])
     query = store.records_query(status="approved", columns=["id"], q="nurse", limit=20)
-    walk = store.first_attempt(query, "postgresql")
-    sql, params = store.json_page_sql(engine.dialect, walk)
+    search = store.page_search(query, "postgresql")
+    sql, params = store.step_sql(engine.dialect, query, search)
     with engine.connect() as conn:
-        raw = conn.exec_driver_sql(sql, params).fetchall()
         plan = "\n".join(r[0] for r in conn.exec_driver_sql(f"EXPLAIN {sql}", params))
-    assert store.page_is_full(raw, walk) and store.next_attempt(query, walk, raw) is None
+    assert run_steps(engine, query, search) == ["walk"] and len(search.rows) == 21
     assert "trgm" not in plan and "Bitmap" not in plan, plan
 
 
-def test_walks_grow_with_what_they_found_and_rare_strings_go_to_the_index() -> None:
-    big = 10_000_000
-    assert store.longer_walk(5_000, 0, 21, big) is None  # nothing in the first rows: rare, the index answers
-    assert store.longer_walk(5_000, 7, 51, big) == 72_856  # 7 of a page of 51: twice the rows a page needs
-    assert store.longer_walk(5_000, 7, 51, 100_000) is None  # small table: its 140 matches cost less
-    assert store.longer_walk(5_000, 1, 51, big) is None  # a page would need 255,000 rows: the index
-    assert store.longer_walk(store.WALK_MAX_ROWS, 3, 51, big) is None
+@pytest.mark.postgres
+def test_a_word_the_walk_finds_too_rarely_is_answered_by_the_resumed_range(
+    postgres_cluster: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A walk that finds some matches but not a page resumes after its last row, bounded to the seq range
+    that holds the rest of the page RANGE_MARGIN times over at that rate: the page comes from the walk and
+    that range, and the index over every row is never asked. Same answer as the scan."""
+    monkeypatch.setattr(seq_search, "INDEX_MATCHES", 39)  # as if its 40 matches were too many to sort
+    engine = make_db(postgres_cluster.create_database())
+    put_texts(engine, [f"Record {i}: a {'nurse' if i % 10 == 3 else 'pilot'} at work." for i in range(400)])
+    query = store.records_query(status="approved", columns=["id", "text"], q="nurse", limit=20)
+    search = seq_search.SeqSearch(21, walking=True, probe_rows=50)  # finds 5 of the 21 rows wanted
+    assert run_steps(engine, query, search) == ["walk", "resume"]
+    assert search.resume is not None and search.resume.bound - search.resume.after == 320  # 2 x 50 x 16 / 5
+    assert [orjson.loads(r[1])["text"] for r in search.rows] == search_texts(engine, "nurse", 21)
+
+
+def search_texts(engine: Engine, q: str, n: int) -> list[str]:
+    return search(engine, q, limit=1000, indexed=False)[:n]
 
 
 def test_the_index_follows_updates_deletes_and_migrations(engine: Engine) -> None:

@@ -38,6 +38,7 @@ from sqlalchemy.sql import FromClause, Select
 from vdata.core.records import PUBLIC_COLUMNS
 from vdata.server import store
 from vdata.server.db import record_store
+from vdata.server.seq_search import SeqSearch, WalkFacts
 from vdata.server.store import FULL_COLUMNS
 
 # Columns a reader may sort /records by; "seq" is the order records were added (the default).
@@ -150,7 +151,8 @@ class Page:
     columns: tuple[str, ...] = PUBLIC_COLUMNS
 
 
-def _page_statement(request: PageRequest, dialect: str) -> Select[Any]:
+def _page_statement(request: PageRequest, dialect: str, bound: int | None = None) -> Select[Any]:
+    """The page's statement; `bound`: the last seq (in reading order) of a resumed search (seq_search.py)."""
     c = record_store.c
     source, seq_col, where = _selection(request.filters, dialect)
     key = seq_col if request.sort == "seq" else c[request.sort]
@@ -171,22 +173,28 @@ def _page_statement(request: PageRequest, dialect: str) -> Select[Any]:
             stmt = stmt.where(or_(key > value, and_(key == value, seq_col > seq)))
         else:
             stmt = stmt.where(or_(key < value, and_(key == value, seq_col < seq)))
+    if bound is not None:
+        stmt = stmt.where(seq_col <= bound if ascending else seq_col >= bound)
     order = [key.asc(), seq_col.asc()] if ascending else [key.desc(), seq_col.desc()]
     if request.sort == "seq":
         order = order[1:]
-        if dialect == "postgresql" and request.filters.words():
-            # The attempt after `_walk_statement`: the words are rare near the start, so the GIN index
-            # finds their rows and they are sorted; `seq + 0` keeps the planner from walking the seq
+        if dialect == "postgresql" and request.filters.words() and bound is None:
+            # The last step after `_walk_statement`: the words are rare near the start, so the GIN
+            # index finds their rows and they are sorted; `seq + 0` keeps the planner from walking the seq
             # index (it misjudges a rare word's count and may read every row: 10.5 s at 10M measured).
             order = [(seq_col + 0).asc() if ascending else (seq_col + 0).desc()]
     return stmt.order_by(*order).limit(request.limit + 1)
 
 
-def _walk_statement(request: PageRequest, rows: int) -> Select[Any]:
-    """PostgreSQL's walk for a word search in seq order: the tsvector test over the first `rows` rows of
-    the (status, seq) walk, the other filters applied (store.PROBE_ROWS says why)."""
+def _walk(request: PageRequest, rows: int) -> Any:
+    """The next `rows` rows of the (status, seq) walk in reading order, the filters but the words applied."""
     walk = _page_statement(replace(request, filters=replace(request.filters, q=None)), "postgresql")
-    walk = walk.add_columns(_TEXT_TSV.label("text_tsv")).limit(rows).subquery("walk")
+    return walk.add_columns(_TEXT_TSV.label("text_tsv")).limit(rows).subquery("walk")
+
+
+def _walk_statement(request: PageRequest, rows: int) -> Select[Any]:
+    """PostgreSQL's walk for a word search in seq order: the tsvector test over `_walk`'s rows."""
+    walk = _walk(request, rows)
     ascending = request.descending == (request.before is not None)
     order = walk.c.seq.asc() if ascending else walk.c.seq.desc()
     columns = [walk.c.seq, walk.c.sort_key, *(walk.c[n] for n in PUBLIC_COLUMNS)]
@@ -194,38 +202,55 @@ def _walk_statement(request: PageRequest, rows: int) -> Select[Any]:
     return select(*columns).where(match).order_by(order).limit(request.limit + 1)
 
 
-def _approved_rows(conn: Any, filters: Filters) -> int:
-    """Approved rows of the filters' categories, strategy and provider (the count table's groups; the
-    other filters are left out: an upper bound, which is all `store.longer_walk` needs)."""
+def _step_statement(request: PageRequest, dialect: str, search: SeqSearch) -> Select[Any]:
+    """The statement of `search`'s current step (seq_search.py) for `request`."""
+    if search.step == "walk":
+        return _walk_statement(request, search.probe_rows)
+    if search.step == "resume" and search.resume:
+        boundary = encode_cursor(search.resume.after, search.resume.after)
+        rest = search.wanted - len(search.rows) - 1  # the rest of the page (the statement asks one more)
+        if request.before is not None:
+            resumed = replace(request, before=boundary, limit=rest)
+        else:
+            resumed = replace(request, after=boundary, limit=rest)
+        return _page_statement(resumed, dialect, search.resume.bound)
+    return _page_statement(request, dialect)
+
+
+def _walk_facts(conn: Any, request: PageRequest, rows: int) -> WalkFacts:
+    """What the walk of `rows` rows read, and the approved rows of the filters' categories, strategy and
+    provider (the count table's groups; the other filters are left out: an upper bound)."""
+    no_words = replace(request, filters=replace(request.filters, q=None))
+    walk = (
+        _page_statement(no_words, "postgresql").with_only_columns(record_store.c.seq).limit(rows).subquery()
+    )
+    ascending = request.descending == (request.before is not None)
+    low, high = func.min(walk.c.seq), func.max(walk.c.seq)
+    filters = request.filters
+    by = (len(filters.category), filters.strategy is not None, filters.provider is not None)
     params: dict[str, Any] = {
         "status": "approved",
         "strategy": filters.strategy,
         "provider": filters.provider,
     }
     params.update({f"category_{i}": c for i, c in enumerate(filters.category)})
-    stmt = store.rows_statement(
-        len(filters.category), filters.strategy is not None, filters.provider is not None
-    )
-    return int(conn.execute(stmt, params).scalar_one())
+    total = store.rows_statement(*by).scalar_subquery()
+    stmt = select(low, high, func.count(), total) if ascending else select(high, low, func.count(), total)
+    return WalkFacts(*conn.execute(stmt, params).one())
 
 
 def fetch_page(engine: Engine, request: PageRequest) -> Page:
-    """One page of approved records in the requested order, with the cursors of its neighbours."""
+    """One page of approved records in the requested order, with the cursors of its neighbours.
+    A PostgreSQL word search in seq order goes in steps (seq_search.py)."""
     dialect = engine.dialect.name
     walking = dialect == "postgresql" and bool(request.filters.words()) and request.sort == "seq"
-    walk_rows = store.PROBE_ROWS if walking else None
-    total: int | None = None  # approved rows the filters select, counted once (when a walk needs it)
+    search = SeqSearch(request.limit + 1, walking=walking)
     with engine.connect() as conn:
-        while True:
-            if walk_rows is None:
-                raw = conn.execute(_page_statement(request, dialect)).all()
-                break
-            raw = conn.execute(_walk_statement(request, walk_rows)).all()
-            if len(raw) > request.limit:
-                break
-            if raw and total is None:
-                total = _approved_rows(conn, request.filters)
-            walk_rows = store.longer_walk(walk_rows, len(raw), request.limit + 1, total or 0)
+        while search.step:
+            raw = list(conn.execute(_step_statement(request, dialect, search)).all())
+            facts = _walk_facts(conn, request, search.probe_rows) if search.needs_facts(raw) else None
+            search.add(raw, facts)
+    raw = search.rows
     more = len(raw) > request.limit
     raw = raw[: request.limit]
     if request.before is not None:

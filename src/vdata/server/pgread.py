@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from vdata.server import store
+from vdata.server.seq_search import WalkFacts
 
 # Every read connection: read-only transactions, and a query that runs away is cancelled by the server.
 READ_OPTIONS = "-c default_transaction_read_only=on -c statement_timeout=10000"
@@ -83,17 +84,16 @@ class AsyncReadPool:
         for attempt in (1, 2):
             try:
                 async with self.connection() as conn:
-                    step: store.PageQuery | None = store.first_attempt(query, self._dialect.name)
-                    total: int | None = None
-                    while step is not None:
-                        sql, params = store.json_page_sql(self._dialect, step)
-                        cursor = await conn.execute(sql, params)
+                    search = store.page_search(query, self._dialect.name)
+                    while search.step:
+                        cursor = await conn.execute(*store.step_sql(self._dialect, query, search))
                         raw = await cursor.fetchall()
-                        if total is None and store.needs_row_count(query, step, raw):  # once a page
-                            counted = await conn.execute(*store.rows_sql(self._dialect, query))
-                            total = int((await counted.fetchone())[0])
-                        step = store.next_attempt(query, step, raw, total)
-                return store.split_json_page(raw, query.limit)
+                        facts = None
+                        if search.needs_facts(raw):
+                            walked = await conn.execute(*store.walk_facts_sql(self._dialect, query, search))
+                            facts = WalkFacts(*(await walked.fetchone()))
+                        search.add(raw, facts)
+                return store.split_json_page(search.rows, query.limit)
             except psycopg.OperationalError:
                 if attempt == 2:
                     raise

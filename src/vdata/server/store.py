@@ -33,6 +33,7 @@ from sqlalchemy.exc import ProgrammingError
 
 from vdata.core.records import PUBLIC_COLUMNS, Record, normalise_text
 from vdata.server.db import record_store
+from vdata.server.seq_search import SeqSearch, WalkFacts
 
 # The transaction-local setting with which a PUT's statement tells migration 0006's key trigger that it
 # claimed its rows' keys itself (see `_pg_insert_claimed`).
@@ -219,30 +220,20 @@ def trigram_match(q: str) -> str:
     return " AND ".join('"' + t.replace('"', '""') + '"' for t in trigrams)
 
 
-# PostgreSQL searches (the API's substring, the pages' words) in seq order: a walk of the (status, seq)
-# index that tests each row costs what the page needs, whatever the table's size, when the string is
-# frequent; the GIN index costs what its matches cost (fetched and sorted), which grows with the table.
-# So a search first walks PROBE_ROWS rows; if it found some matches but not a page, it walks on, as far as
-# those suggest a page needs (at most WALK_MAX_ROWS); only a string the walks show to be rare goes to the
-# index. Without this the planner misjudges the match count both ways: it sorted all matches of a
-# frequent word (1.7 s at 10M rows) and walked every row for a rare one (10.5 s).
-PROBE_ROWS = 5_000
-WALK_MAX_ROWS = 100_000
-# A walked row costs about a fifth of a match the index fetches and sorts (10M rows, warm: words 0.7 vs
-# 3.3 us, substrings 1.6 vs 14.7 us), so a second walk is worth it while it reads < 5x the matches.
-WALK_ROW_COST = 0.2
-
-
-def longer_walk(walked: int, found: int, wanted: int, total: int) -> int | None:
-    """Rows for the next walk after one of `walked` rows found `found` < `wanted` matches among `total`
-    rows, or None when the index should answer: nothing found, or the rows a page needs at the rate
-    seen cost more than the index's matches (a small table), or more than WALK_MAX_ROWS."""
-    if found == 0 or walked >= WALK_MAX_ROWS:
-        return None
-    needed = walked * wanted // found
-    if needed > WALK_MAX_ROWS or needed * WALK_ROW_COST > total * found / walked:
-        return None
-    return min(WALK_MAX_ROWS, 2 * needed)
+@functools.lru_cache(maxsize=64)
+def _walk_facts_statement(
+    n_categories: int, by_strategy: bool, by_provider: bool, after: bool
+) -> Select[Any]:
+    """seq_search.WalkFacts of a walk of `probe_rows` rows (an index-only read), with the count table's
+    rows for the filters."""
+    c = record_store.c
+    groups = (n_categories, by_strategy, by_provider)
+    where = [c.status == bindparam("status"), *_group_filters(c, *groups)]
+    if after:
+        where.append(c.seq > bindparam("after_seq"))
+    walk = select(c.seq).where(*where).order_by(c.seq).limit(bindparam("probe_rows")).subquery("walk")
+    total = rows_statement(*groups).scalar_subquery()
+    return select(func.min(walk.c.seq), func.max(walk.c.seq), func.count(), total)
 
 
 @functools.lru_cache(maxsize=64)
@@ -276,6 +267,7 @@ def _records_statement(
     after: bool,
     text_indexed: bool = False,
     probe: bool = False,
+    bounded: bool = False,
     json_dialect: str | None = None,
     dialect: str = "",
 ) -> Select[Any]:
@@ -288,8 +280,9 @@ def _records_statement(
     A substring search the trigram index can serve (`text_indexed`) reads, on SQLite, the FTS5 trigram
     table first and pages by its rowid (= seq, yielded in order), like browse.py's word search; the
     status test is then written so that no record_store index can serve it, or SQLite walks record_store
-    and runs the FTS5 query per row. On PostgreSQL (see PROBE_ROWS) `probe` is a walk: the LIKE test over
-    the first `probe_rows` rows in seq order, a subquery whose LIMIT no plan can skip; without it, the
+    and runs the FTS5 query per row. On PostgreSQL (see seq_search.py) `probe` is a walk: the LIKE test
+    over the next `probe_rows` rows in seq order, a subquery whose LIMIT no plan can skip; `bounded` the
+    search up to seq `bound_seq` (a resumed one), for the planner to read as it likes; with neither, the
     statement that goes to the GIN trigram index.
     """
     via_trigrams = by_text and text_indexed and dialect == "sqlite"
@@ -305,7 +298,9 @@ def _records_statement(
     where += _group_filters(c, n_categories, by_strategy, by_provider)
     if after:
         where.append(seq > bindparam("after_seq"))
-    if probe:  # only ever set with a text search (first_attempt)
+    if bounded:
+        where.append(seq <= bindparam("bound_seq"))
+    if probe:  # only ever set with a text search (a walk step)
         needed = dict.fromkeys(("seq", "text", *columns))
         walk = (
             select(*(c[name] for name in needed))
@@ -324,18 +319,19 @@ def _records_statement(
         obj = func.json_object(*pairs) if json_dialect == "sqlite" else func.json_build_object(*pairs)
         cols = [cast(obj, Text) if json_dialect == "postgresql" else obj]
     stmt = select(seq, *cols).select_from(source).where(*where)
-    # PostgreSQL's attempt after the walk: the string is rare near the start of the walk, so collect its
+    # PostgreSQL's last step (seq_search.py): the string is rare near the start of the walk, so collect its
     # matches through the trigram index and sort them. Ordering by `seq + 0` keeps the planner from walking
     # the (status, seq) index instead: it misjudges how many rows match a rare string and may read all.
-    after_walk = by_text and text_indexed and not probe and dialect == "postgresql"
-    return stmt.order_by(seq + 0 if after_walk else seq).limit(bindparam("limit"))
+    last_step = by_text and text_indexed and not (probe or bounded) and dialect == "postgresql"
+    return stmt.order_by(seq + 0 if last_step else seq).limit(bindparam("limit"))
 
 
 @dataclass(frozen=True)
 class PageQuery:
     """One page of records: the filter shape (what the SQL text depends on) and the bound values."""
 
-    shape: tuple[tuple[str, ...], int, bool, bool, bool, bool, bool, bool]
+    # columns, categories, by strategy, by provider, by text, after a seq, text indexed, probe, bounded
+    shape: tuple[tuple[str, ...], int, bool, bool, bool, bool, bool, bool, bool]
     params: dict[str, Any]
     limit: int  # rows wanted; the statement asks for one more, to know whether a next page exists
 
@@ -362,6 +358,7 @@ def records_query(
         after_seq is not None,
         indexed,
         False,
+        False,
     )
     params: dict[str, Any] = {"status": status, "limit": limit + 1}
     for i, category in enumerate(categories):
@@ -379,39 +376,38 @@ def records_query(
     return PageQuery(shape, params, limit)
 
 
-def first_attempt(query: PageQuery, dialect: str) -> PageQuery:
-    """The first statement to run for `query`: on PostgreSQL an indexed substring search walks first."""
-    return _walk(query, PROBE_ROWS) if dialect == "postgresql" and query.shape[6] else query
+def _step_query(query: PageQuery, search: SeqSearch) -> PageQuery:
+    """The statement of `search`'s current step (seq_search.py) for `query`."""
+    if search.step == "walk":
+        params = {**query.params, "probe_rows": search.probe_rows}
+        return PageQuery((*query.shape[:7], True, False), params, query.limit)
+    if search.step == "resume" and search.resume:
+        # After the walk's last row (the `after` flag set) and up to the bound, ordered by plain seq.
+        shape = (*query.shape[:5], True, query.shape[6], False, True)
+        params = {**query.params, "after_seq": search.resume.after, "bound_seq": search.resume.bound}
+        params["limit"] = search.wanted - len(search.rows)  # the rest of the page
+        return PageQuery(shape, params, query.limit)
+    return query
 
 
-def needs_row_count(query: PageQuery, attempt: PageQuery, raw: Sequence[Any]) -> bool:
-    """Whether `next_attempt` weighs another walk (then it needs `rows_sql`'s count)."""
-    return attempt is not query and bool(raw) and not page_is_full(raw, attempt)
+def page_search(query: PageQuery, dialect: str) -> SeqSearch:
+    """The steps of `query`'s page: on PostgreSQL an indexed substring search walks first."""
+    return SeqSearch(query.limit + 1, walking=dialect == "postgresql" and query.shape[6])
 
 
-def next_attempt(
-    query: PageQuery, attempt: PageQuery, raw: Sequence[Any], total: int | None = None
-) -> PageQuery | None:
-    """After `attempt` returned `raw`: the next statement to run, or None when `raw` is the answer.
-    `total`: the rows the filters select (`rows_sql`), when `needs_row_count`."""
-    if attempt is query or page_is_full(raw, attempt):
-        return None
-    rows = longer_walk(attempt.params["probe_rows"], len(raw), query.limit + 1, total or 0)
-    return _walk(query, rows) if rows else query
+def step_sql(dialect: Any, query: PageQuery, search: SeqSearch) -> tuple[str, Any]:
+    """(driver SQL, parameters) of a JSON page's current step: what the async reads (pgread.py) send."""
+    return json_page_sql(dialect, _step_query(query, search))
 
 
 @functools.lru_cache(maxsize=64)
-def _compiled_rows(dialect: Any, shape: tuple[Any, ...]) -> str:
-    return str(rows_statement(shape[1], shape[2], shape[3]).compile(dialect=dialect))
+def _compiled_walk_facts(dialect: Any, shape: tuple[Any, ...]) -> str:
+    return str(_walk_facts_statement(*shape[1:4], shape[5]).compile(dialect=dialect))
 
 
-def rows_sql(dialect: Any, query: PageQuery) -> tuple[str, dict[str, Any]]:
-    """(driver SQL, parameters) counting the rows `query`'s filters select, for `next_attempt`."""
-    return _compiled_rows(dialect, query.shape), query.params
-
-
-def _walk(query: PageQuery, rows: int) -> PageQuery:
-    return PageQuery((*query.shape[:7], True), {**query.params, "probe_rows": rows}, query.limit)
+def walk_facts_sql(dialect: Any, query: PageQuery, search: SeqSearch) -> tuple[str, dict[str, Any]]:
+    """(driver SQL, parameters) of the `WalkFacts` of `search`'s walk, when it `needs_facts`."""
+    return _compiled_walk_facts(dialect, query.shape), {**query.params, "probe_rows": search.probe_rows}
 
 
 def page_is_full(raw: Sequence[Any], query: PageQuery) -> bool:
@@ -441,20 +437,19 @@ def fetch_page(engine: Engine, query: PageQuery) -> tuple[list[dict[str, Any]], 
 def _attempted_rows(
     engine: Engine, query: PageQuery, execute: Callable[[Any, PageQuery], Any]
 ) -> tuple[list[str], Sequence[Any]]:
-    """(column names, rows) of `query`'s page: its attempts in turn (first_attempt, next_attempt), each
-    run by `execute`, counting the rows the filters select at most once, when an attempt needs it."""
-    attempt: PageQuery | None = first_attempt(query, engine.dialect.name)
+    """(column names, rows) of `query`'s page: the steps of its search (seq_search.py) in turn, each run
+    by `execute`."""
+    search = page_search(query, engine.dialect.name)
     keys: list[str] = []
-    raw: Sequence[Any] = []
     with engine.connect() as conn:
-        total: int | None = None
-        while attempt is not None:
-            result = execute(conn, attempt)
+        while search.step:
+            result = execute(conn, _step_query(query, search))
             keys, raw = list(map(str, result.keys())), result.fetchall()
-            if total is None and needs_row_count(query, attempt, raw):
-                total = int(conn.exec_driver_sql(*rows_sql(engine.dialect, query)).scalar_one())
-            attempt = next_attempt(query, attempt, raw, total)
-    return keys, raw
+            facts = None
+            if search.needs_facts(raw):
+                facts = WalkFacts(*conn.exec_driver_sql(*walk_facts_sql(engine.dialect, query, search)).one())
+            search.add(raw, facts)
+    return keys, search.rows
 
 
 JSON_DIALECTS = ("sqlite", "postgresql")
