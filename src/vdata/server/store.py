@@ -410,11 +410,6 @@ def walk_facts_sql(dialect: Any, query: PageQuery, search: SeqSearch) -> tuple[s
     return _compiled_walk_facts(dialect, query.shape), {**query.params, "probe_rows": search.probe_rows}
 
 
-def page_is_full(raw: Sequence[Any], query: PageQuery) -> bool:
-    """A page and the row after it: the answer is complete, whatever a later attempt would find."""
-    return len(raw) > query.limit
-
-
 def _split_page(raw: Sequence[Any], limit: int) -> tuple[Sequence[Any], str | None]:
     more = len(raw) > limit
     raw = raw[:limit]
