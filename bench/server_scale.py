@@ -269,16 +269,23 @@ def unused_numbers() -> int:
     return random.SystemRandom().randrange(10**10, 10**12)
 
 
-def prewarm_keys(url: str) -> None:
-    """Read the key index into shared buffers, where a running server has it: the bench starts the
-    cluster cold, and each of a PUT's keys lands on a random leaf page (the keys are hashes), so at
-    10^7 rows the first minutes of PUTs would read the index from disk page by page. Deployments keep
-    the buffers over restarts with pg_prewarm's autoprewarm (docs/deploy.md)."""
+def prewarm_write_path(url: str) -> None:
+    """Read into shared buffers what a PUT writes to, where a running server has it: the key index (each
+    of a PUT's keys lands on a random leaf page: the keys are hashes) and the indexes of the monthly
+    partitions, where new records go (their GIN pending lists are merged into the GIN index when full).
+    The bench starts the cluster cold: at 10^7 rows the first minutes of PUTs would otherwise read these
+    from disk page by page. Deployments keep the buffers over restarts with pg_prewarm's autoprewarm
+    (docs/deploy.md)."""
     import psycopg
 
     with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS pg_prewarm")
         conn.execute("SELECT pg_prewarm('record_keys_pkey')")
+        conn.execute(
+            "SELECT pg_prewarm(i.indexrelid) FROM pg_inherits h JOIN pg_class p ON p.oid = h.inhrelid "
+            "JOIN pg_index i ON i.indrelid = p.oid "
+            "WHERE h.inhparent = 'record_store'::regclass AND p.relname <> 'record_store_default'"
+        )
 
 
 def wait_for_warm_counts(url: str) -> None:
@@ -331,9 +338,33 @@ def prime_gate(url: str, timeout_s: float = 600) -> float:
     return time.perf_counter() - t0
 
 
-def put_with_dedup(url: str, n: int, start: int, puts: int) -> float:
+def wait_until_idle(db_url: str, quiet_s: float = 2.0, timeout_s: float = 900) -> None:
+    """Return once no other PostgreSQL session has run a statement for `quiet_s`. A server started more
+    than 30 s (its count cache's lifetime) before its first page read recomputes its page counts in the
+    background when `wait_for_warm_counts` reads them: at 10^7 rows the home page's months and the
+    contributor facet group every approved row, seconds of CPU and GBs read through the buffers. Measured
+    without this wait, that recount ran during the gate-on PUT run (the gate's start takes minutes at
+    10^7) and halved it (3,460 against 7,186 records/s gate off)."""
+    import psycopg
+
+    quiet_since = time.monotonic()
+    with psycopg.connect(db_url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
+        t0 = time.monotonic()
+        while time.monotonic() - quiet_since < quiet_s and time.monotonic() - t0 < timeout_s:
+            busy = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND pid <> pg_backend_pid() "
+                "AND backend_type = 'client backend'"
+            ).fetchone()
+            if busy and busy[0]:
+                quiet_since = time.monotonic()
+            time.sleep(0.2)
+
+
+def put_with_dedup(url: str, n: int, start: int, puts: int, db_url: str | None = None) -> float:
     """records/s of PUT batches of 100: 90 new records and 10 already stored (answered as duplicates)."""
     wait_for_warm_counts(url)
+    if db_url is not None:
+        wait_until_idle(db_url)
     new = [_as_record(r) for r in record_rows(puts * 90, seed=1, start=start)]
     old = [_as_record(r) for r in record_rows(puts * 10, seed=0, start=0)]
     records = [x for b in range(puts) for x in (*new[b * 90 : (b + 1) * 90], *old[b * 10 : (b + 1) * 10])]
@@ -413,7 +444,7 @@ def measure(backend: str, n: int, args: argparse.Namespace) -> dict[str, float]:
             server.stop()
         if "put" in args.phases:
             if pg:
-                prewarm_keys(url)
+                prewarm_write_path(url)
             # Each on a server of its own, once its start-up work is done, as on a running server. Gate
             # off: the PUT path alone. Gate on: its worker reports on every batch after the response, on
             # the same cores (primed first: its start profiles every approved record).
@@ -427,7 +458,11 @@ def measure(backend: str, n: int, args: argparse.Namespace) -> dict[str, float]:
                         except TimeoutError as e:
                             print(f"{backend} {n:,}: gate-on PUT not measured: {e}", flush=True)
                             continue
-                    figures[key] = put_with_dedup(server.url, n, unused_numbers(), args.puts)
+                        if pg:  # the gate's start read every approved row through the buffers
+                            prewarm_write_path(url)
+                    figures[key] = put_with_dedup(
+                        server.url, n, unused_numbers(), args.puts, url if pg else None
+                    )
                 finally:
                     server.stop()
         if not pg and "query" in args.phases:
