@@ -429,6 +429,10 @@ def measure(backend: str, n: int, args: argparse.Namespace) -> dict[str, float]:
             )
         server = ServerProcess(url)
         try:
+            if "reads" in args.phases:  # as on a running server: its start-up counts done (see PUT below)
+                wait_for_warm_counts(server.url)
+                if pg:
+                    wait_until_idle(url)
             for name, paths in read_paths(n).items() if "reads" in args.phases else ():
                 asyncio.run(get_load(server.port, 1.0, args.clients, paths))  # warm-up (caches, pages)
                 count, errors, lat = asyncio.run(get_load(server.port, args.seconds, args.clients, paths))
