@@ -10,9 +10,10 @@ all matches of a frequent word (1.7 s at 10M rows) and walked every row for a ra
 1. walk: the text test over the next PROBE_ROWS rows, a subquery whose LIMIT no plan can skip.
 2. resume: if that found some matches but not a page, and at the rate seen the string has more than
    INDEX_MATCHES matches in all, the search goes on after the walk's last row, bounded to the seq range
-   that holds the rest of the page RANGE_MARGIN times over at that rate. The planner picks how (walk it
-   and stop at the page, or AND the GIN index with the seq range); either reads at most that range,
-   whatever the table's size. Its rows join the walk's.
+   that holds the rest of the page RANGE_MARGIN times over at that rate. The planner picks how: walk it
+   and stop at the page (at most that range, whatever the table's size), or AND the GIN index with the
+   seq range (the string's posting lists, which grow with the table but cost far less per entry than
+   fetching and sorting every match). Its rows join the walk's.
 3. index: otherwise (a string with few matches: sorting them all is cheap), or if the range held too
    few, the GIN index over every row, its matches sorted.
 
