@@ -142,6 +142,12 @@ class PageRequest:
     before: str | None = None  # cursor: the page before this boundary
     limit: int = 50
 
+    @property
+    def ascending(self) -> bool:
+        """Whether its statement reads seq upwards: walking back from `before` reads the page in reverse
+        order (the rows are flipped afterwards)."""
+        return self.descending == (self.before is not None)
+
 
 @dataclass
 class Page:
@@ -156,9 +162,7 @@ def _page_statement(request: PageRequest, dialect: str, bound: int | None = None
     c = record_store.c
     source, seq_col, where = _selection(request.filters, dialect)
     key = seq_col if request.sort == "seq" else c[request.sort]
-    backwards = request.before is not None
-    # Walking backwards from `before` reads the page in reverse order; the rows are flipped afterwards.
-    ascending = request.descending == backwards
+    ascending = request.ascending
     stmt = (
         select(c.seq, key.label("sort_key"), *(c[n] for n in PUBLIC_COLUMNS))
         .select_from(source)
@@ -186,17 +190,20 @@ def _page_statement(request: PageRequest, dialect: str, bound: int | None = None
     return stmt.order_by(*order).limit(request.limit + 1)
 
 
+def _no_words(request: PageRequest) -> Select[Any]:
+    """The (status, seq) walk in reading order, the filters but the words applied."""
+    return _page_statement(replace(request, filters=replace(request.filters, q=None)), "postgresql")
+
+
 def _walk(request: PageRequest, rows: int) -> Any:
-    """The next `rows` rows of the (status, seq) walk in reading order, the filters but the words applied."""
-    walk = _page_statement(replace(request, filters=replace(request.filters, q=None)), "postgresql")
-    return walk.add_columns(_TEXT_TSV.label("text_tsv")).limit(rows).subquery("walk")
+    """The next `rows` rows of `_no_words`' walk, with their tsvector."""
+    return _no_words(request).add_columns(_TEXT_TSV.label("text_tsv")).limit(rows).subquery("walk")
 
 
 def _walk_statement(request: PageRequest, rows: int) -> Select[Any]:
     """PostgreSQL's walk for a word search in seq order: the tsvector test over `_walk`'s rows."""
     walk = _walk(request, rows)
-    ascending = request.descending == (request.before is not None)
-    order = walk.c.seq.asc() if ascending else walk.c.seq.desc()
+    order = walk.c.seq.asc() if request.ascending else walk.c.seq.desc()
     columns = [walk.c.seq, walk.c.sort_key, *(walk.c[n] for n in PUBLIC_COLUMNS)]
     match = _tsv_match(walk.c.text_tsv, request.filters.words())
     return select(*columns).where(match).order_by(order).limit(request.limit + 1)
@@ -220,11 +227,7 @@ def _step_statement(request: PageRequest, dialect: str, search: SeqSearch) -> Se
 def _walk_facts(conn: Any, request: PageRequest, rows: int) -> WalkFacts:
     """What the walk of `rows` rows read, and the approved rows of the filters' categories, strategy and
     provider (the count table's groups; the other filters are left out: an upper bound)."""
-    no_words = replace(request, filters=replace(request.filters, q=None))
-    walk = (
-        _page_statement(no_words, "postgresql").with_only_columns(record_store.c.seq).limit(rows).subquery()
-    )
-    ascending = request.descending == (request.before is not None)
+    walk = _no_words(request).with_only_columns(record_store.c.seq).limit(rows).subquery()
     low, high = func.min(walk.c.seq), func.max(walk.c.seq)
     filters = request.filters
     by = (len(filters.category), filters.strategy is not None, filters.provider is not None)
@@ -235,7 +238,8 @@ def _walk_facts(conn: Any, request: PageRequest, rows: int) -> WalkFacts:
     }
     params.update({f"category_{i}": c for i, c in enumerate(filters.category)})
     total = store.rows_statement(*by).scalar_subquery()
-    stmt = select(low, high, func.count(), total) if ascending else select(high, low, func.count(), total)
+    first, last = (low, high) if request.ascending else (high, low)
+    stmt = select(first, last, func.count(), total)
     return WalkFacts(*conn.execute(stmt, params).one())
 
 
