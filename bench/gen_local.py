@@ -18,7 +18,7 @@ It also measures the machine's float32 GEMM rate with the same thread count (num
 fraction of it that generation reaches, with FLOPs per token = 2 x parameters (read from the GGUF;
 the tied embedding counts once, as the output projection) + attention 4 x layers x width x context.
 
-    python bench/gen_local.py [--in-flight 32] [--requests 128] [--sequential 16]
+    python bench/gen_local.py [--in-flight 32] [--requests 256] [--sequential 48]
                               [--max-tokens 160] [--threads 0]
                               [--backend all|xllamacpp|transformers]
 """
@@ -233,9 +233,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--in-flight", type=int, default=32, help="requests at once (= llama.cpp slots)")
     ap.add_argument(
-        "--requests", type=int, default=0, help="requests in the in-flight run (0 = 4 x --in-flight)"
+        "--requests", type=int, default=0, help="requests in the in-flight run (0 = 8 x --in-flight)"
     )
-    ap.add_argument("--sequential", type=int, default=16, help="requests for the one-at-a-time figure")
+    ap.add_argument("--sequential", type=int, default=48, help="requests for the one-at-a-time figure")
     ap.add_argument("--max-tokens", type=int, default=160)
     ap.add_argument(
         "--threads", type=int, default=0, help="llama.cpp/torch/BLAS threads (0 = provider default)"
@@ -248,7 +248,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(threads)  # on a busy machine, spinning OpenMP threads starve each other
-    requests = args.requests or 4 * args.in_flight
+    requests = args.requests or 8 * args.in_flight
     msgs = prompts(requests)
     print(
         f"{requests} targeted prompts, {args.in_flight} in flight, {args.sequential} one at a time, temperature "

@@ -405,6 +405,23 @@ def test_targeted_keeps_only_terms_of_the_category(gen_cache) -> None:
     assert result.drops == {"target_not_in_category": 1}
 
 
+def test_targeted_requests_differ_only_in_their_last_line(gen_cache) -> None:
+    """Every request shares all its tokens but the terms line, so llama.cpp's per-slot prompt cache
+    reuses the rest: the instructions must not follow the terms."""
+    from vdata.generate.strategies.targeted import Targeted
+    from vdata.generate.templates import builtin_template
+
+    strategy = Targeted(parse_options({"categories": ["gender"]}), builtin_template("targeted"))
+    strategy.terms = {"gender": ["woman", "father", "aunt", "son", "bride", "king"]}
+    first, *others = [strategy.build_request(i).messages for i in range(4)]
+    assert len({m[-1]["content"] for m in [first, *others]}) == 4  # other terms each time
+    for messages in others:
+        assert messages[:-1] == first[:-1]
+        assert "\n" not in messages[-1]["content"]
+        assert messages[-1]["content"].startswith("Write 3 sentences that break gender stereotypes about: ")
+    assert "word for word" in first[0]["content"]  # the instructions moved into the shared system message
+
+
 def test_aiohttp_backend_uses_the_proxy_environment_like_the_sdk(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
     monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
