@@ -185,7 +185,7 @@ class FollowsGrammarProvider(Provider):
         grammar: str | None = None,
     ) -> Completion:
         self.grammars.append(grammar)
-        terms = re.search(r"about: (.*?)\.\n", messages[-1]["content"])
+        terms = re.search(r"about: (.*?)\.(?:\n|$)", messages[-1]["content"])
         assert terms is not None
         names = terms.group(1).split(", ")
         n = int(messages[-1]["content"].split()[1])  # "Write N sentences ..."
