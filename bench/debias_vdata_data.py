@@ -36,7 +36,7 @@ from vdata.core.fingerprint import fingerprint
 from vdata.core.han import parse_han_row
 from vdata.core.io import write_json_atomic, write_records
 from vdata.core.records import Record
-from vdata.generate.templates import builtin_template
+from vdata.generate.templates import load_template
 
 # The same debias and eval machinery as docs/results.md's rows.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -166,7 +166,7 @@ def settings_key(args: argparse.Namespace, arm: str | None) -> str:
     train = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "lora_r", "max_length")}
     gen = {**GEN_OPTIONS, **args.gen_options} if arm in ("b", "c") else None
     if gen is not None:  # a reworded prompt template is other data: a new step
-        gen["template"] = builtin_template(str(gen["strategy"])).tag
+        gen["template"] = load_template(str(gen["strategy"]), gen.get("prompts")).tag
     return fingerprint({"arm": arm, "records": args.records, "gen": gen, "train": train, **evaluation}, 10)
 
 
