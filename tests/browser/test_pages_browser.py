@@ -140,7 +140,10 @@ def test_browse_sort_filter_search_paginate(
         following = page.locator("a[rel=next]")
         if following.count() == 0:
             break
+        before = page.url
         following.click()
+        # click() returns before the next page has loaded: read its rows only once the URL has moved.
+        page.wait_for_url(lambda url, before=before: url != before)
     assert len(seen) == len(set(seen)) == 60
     page.locator("a[rel=prev]").click()
     expect(rows).to_have_count(25)
@@ -226,7 +229,9 @@ def test_browse_without_javascript(browser: Browser, seeded: str, screenshots_di
         expect(page.locator(".facets .total strong")).to_have_text("120")
         assert "contributor=alice" in page.url and "sort=created_at" in page.url
         first_page = page.locator("td.id a").all_inner_texts()
+        before = page.url
         page.locator("a[rel=next]").click()
+        page.wait_for_url(lambda url: url != before)  # as above: the next page's rows, not these again
         second_page = page.locator("td.id a").all_inner_texts()
         assert second_page and set(first_page).isdisjoint(second_page)
         page.locator("td.id a").first.click()
