@@ -11,7 +11,8 @@ For each size and backend:
 2. The server (its own process, as bench/server_load.py) and 32 keep-alive clients, closed loop, for
    --seconds per read: GET first page, deep keyset page (90% into the table), filtered page (category
    and strategy), full-text search (/records?q=, the pages' FTS5 / tsvector search), the API's substring
-   search (/v1/records?q=), a /records page with its facet counts, /v1/stats. p50/p99 and req/s.
+   search (/v1/records?q=: a frequent word, a record's number, a made-up word in one record), a /records
+   page with its facet counts, /v1/stats. p50/p99 and req/s.
 3. PUT: batches of 100 records of which 10 are already stored (dedup), 4 clients: records/s, each on
    a server of its own once its start-up counts are done, with the contribution gate off (the PUT path
    alone: `put_records_s`) and on (`put_gate_on_records_s`: its worker makes a report on every batch
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import importlib
 import json
 import os
@@ -93,6 +95,17 @@ COLUMNS = (
 )
 
 
+# Every RARE_EVERY-th record also names someone with a made-up word (`rare_word`): a string in one record
+# whose trigrams are rare, unlike the record numbers (`#5000003)`), every trigram of which is common.
+# Those records are approved, so the search finds its one record.
+RARE_EVERY = 50_000
+
+
+def rare_word(i: int) -> str:
+    """Eight letters drawn from a hash of the record number: almost surely in no other record."""
+    return "".join(chr(97 + b % 26) for b in hashlib.sha256(f"rare-{i}".encode()).digest()[:8])
+
+
 def templates() -> list[tuple[str, str, str, str]]:
     """(sentence, target, attribute, category) from the Han et al. synthetic sets in the data dir."""
     root = Path(os.environ.get("VDATA_DATA_DIR") or "/work/shared/benchmarks") / "han2024-synthetic"
@@ -118,11 +131,12 @@ def record_rows(n: int, seed: int = 0, start: int = 0) -> Iterator[tuple[Any, ..
         tail = CONTINUATIONS[(i // 7) % len(CONTINUATIONS)].format(
             place=rng.choice(PLACES), word=rng.choice(words), category=category
         )
-        text = f"{sentence}{tail} (#{i})"
+        named = f"{rare_word(i)}, " if i % RARE_EVERY == 0 else ""
+        text = f"{sentence}{tail} ({named}#{i})"
         digest = store.content_sha256(text)
         provider, model = PROVIDERS[i % len(PROVIDERS)]
         roll = rng.random()
-        status = "approved" if roll < 0.95 else "pending" if roll < 0.98 else "rejected"
+        status = "approved" if roll < 0.95 or named else "pending" if roll < 0.98 else "rejected"
         day = 1 + (i * 7919) % 730
         created = f"{2024 + day // 365}-{1 + (day % 365) // 31:02d}-{1 + day % 28:02d}T{i % 24:02d}:00:00Z"
         yield (
@@ -258,6 +272,8 @@ def read_paths(n: int) -> dict[str, list[str]]:
         # A substring in one record only: before migration 0007's trigram index the LIKE walk read every
         # approved row; now the index finds the candidates.
         "search_api_rare": [f"/v1/records?limit=20&q=%23{n // 2 + k})" for k in range(8)],
+        # The same in one record, but a word with rare trigrams (a name, a typo): the index reads little.
+        "search_api_rare_word": [f"/v1/records?limit=20&q={rare_word(n // 2 // RARE_EVERY * RARE_EVERY)}"],
         "facets_page": [f"/records?category={c}" for c in ("gender", "race", "religion", "age")],
         "stats": ["/v1/stats"],
     }
