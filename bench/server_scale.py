@@ -5,7 +5,7 @@ For each size and backend:
 1. A fresh database at the newest migration, bulk-loaded with realistic records (the sentences of the
    Han et al. 2024 synthetic debiasing sets over their category vocabularies, one of several
    continuations each, realistic metadata: 9 categories, 5 strategies, providers, models, parameters,
-   contributors, creation dates over two years; ~95% approved, 3% pending, 2% rejected). PostgreSQL:
+   contributors, submitted in record order over two years; ~95% approved, 3% pending, 2% rejected). PostgreSQL:
    COPY; SQLite: executemany in large transactions. Every trigger (full-text index, counts) runs.
    Reported: load time, table + index size.
 2. The server (its own process, as bench/server_load.py) and 32 keep-alive clients, closed loop, for
@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime
 import hashlib
 import importlib
 import json
@@ -51,7 +52,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from server_load import DEPLOY_SETTINGS, Postgres, ServerProcess, get_load, put_all
 from vdata.core.records import BASE_CATEGORIES
-from vdata.server import db, store
+from vdata.server import db, partitions, store
 
 # The statements migration 0005 fills the count tables with (the module name starts with a digit).
 COUNT_FILL: list[str] = importlib.import_module("vdata.server.migrations.versions.0005_scale").FILL
@@ -99,6 +100,7 @@ COLUMNS = (
 # whose trigrams are rare, unlike the record numbers (`#5000003)`), every trigram of which is common.
 # Those records are approved, so the search finds its one record.
 RARE_EVERY = 50_000
+FIRST_DAY = datetime.date(2024, 1, 1)
 
 
 def rare_word(i: int) -> str:
@@ -137,8 +139,10 @@ def record_rows(n: int, seed: int = 0, start: int = 0) -> Iterator[tuple[Any, ..
         provider, model = PROVIDERS[i % len(PROVIDERS)]
         roll = rng.random()
         status = "approved" if roll < 0.95 or named else "pending" if roll < 0.98 else "rejected"
-        day = 1 + (i * 7919) % 730
-        created = f"{2024 + day // 365}-{1 + (day % 365) // 31:02d}-{1 + day % 28:02d}T{i % 24:02d}:00:00Z"
+        # Submitted in record order over two years, as a server stores contributions (seq and submitted_at
+        # both set at the PUT): each month's partition holds a stretch of seq. Generated the same day.
+        day = FIRST_DAY + datetime.timedelta(days=(i - start) * 730 // n)
+        created = f"{day.isoformat()}T{i % 24:02d}:00:00Z"
         yield (
             digest[:16],
             digest,
@@ -430,6 +434,11 @@ def measure(backend: str, n: int, args: argparse.Namespace) -> dict[str, float]:
         else:
             t0 = time.perf_counter()
             if pg:
+                with engine.begin() as conn:  # the months' partitions a server running for two years has
+                    for month in sorted(
+                        {f"{FIRST_DAY + datetime.timedelta(days=d):%Y-%m}" for d in range(730)}
+                    ):
+                        partitions.ensure_partition(conn, month)
                 load_postgres(url, n)
             else:
                 load_sqlite(work / "server.sqlite3", n)
