@@ -36,7 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.sql import FromClause, Select
 
 from vdata.core.records import PUBLIC_COLUMNS
-from vdata.server import partitions, store
+from vdata.server import store
 from vdata.server.db import record_store
 from vdata.server.seq_search import SeqSearch, WalkFacts
 from vdata.server.store import FULL_COLUMNS
@@ -179,10 +179,6 @@ def _page_statement(request: PageRequest, dialect: str, bound: int | None = None
             stmt = stmt.where(or_(key < value, and_(key == value, seq_col < seq)))
     if bound is not None:
         stmt = stmt.where(seq_col <= bound if ascending else seq_col >= bound)
-        if dialect == "postgresql" and boundary:  # only the months that hold the stretch of seq
-            _, start = decode_cursor(boundary)
-            low, high = (start, bound) if ascending else (bound, start)
-            stmt = stmt.where(*partitions.submitted_in_seq_range(c.submitted_at, low, high))
     order = [key.asc(), seq_col.asc()] if ascending else [key.desc(), seq_col.desc()]
     if request.sort == "seq":
         order = order[1:]

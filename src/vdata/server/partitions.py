@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, column, func, or_, select, table
+from sqlalchemy import Connection, Engine
 
 _MIGRATION = importlib.import_module("vdata.server.migrations.versions.0006_archive")
 partition_name = _MIGRATION.partition_name
@@ -20,32 +20,6 @@ months_ahead = _MIGRATION.months_ahead
 DEFAULT_PARTITION = "record_store_default"
 # Serialises partition changes between processes (several workers start at once).
 _LOCK_KEY = 0x76646174  # "vdat"
-
-
-# The seq bounds of each day's rows (migration 0009), kept by the count triggers.
-_record_days = table("record_days", column("day"), column("n"), column("min_seq"), column("max_seq"))
-
-
-def submitted_in_seq_range(submitted_at: Any, low: Any, high: Any) -> list[Any]:
-    """Conditions on the partition key that every row with seq in [low, high] meets: from the first to the
-    last day with rows whose seq bounds touch the range (or whose rows have no bounds). PostgreSQL then
-    reads only those months' partitions, pruned when the statement runs; the days are read in the
-    statement's own snapshot, so the search stays exact. A resumed search in seq order reads a stretch
-    of a few days on a server, whose PUTs set seq and submitted_at together (migration 0009)."""
-    d = _record_days.c
-    unplaced = func.bool_or(and_(d.n > 0, d.min_seq.is_(None)))
-    touching = (
-        select(d.day)
-        .group_by(d.day)
-        .having(func.sum(d.n) > 0)
-        .having(or_(unplaced, and_(func.min(d.min_seq) <= high, func.max(d.max_seq) >= low)))
-        .cte("touching_days")
-    )
-    first, last = func.min(touching.c.day), func.max(touching.c.day)
-    # The least string above all that start with the last day: its last character plus one (C order).
-    above_last = func.left(last, -1).op("||")(func.chr(func.ascii(func.right(last, 1)) + 1))
-    key = submitted_at.collate("C")
-    return [key >= select(first).scalar_subquery(), key < select(above_last).scalar_subquery()]
 
 
 def is_partitioned(conn: Connection) -> bool:

@@ -32,7 +32,6 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import ProgrammingError
 
 from vdata.core.records import PUBLIC_COLUMNS, Record, normalise_text
-from vdata.server import partitions
 from vdata.server.db import record_store
 from vdata.server.seq_search import SeqSearch, WalkFacts
 
@@ -301,10 +300,6 @@ def _records_statement(
         where.append(seq > bindparam("after_seq"))
     if bounded:
         where.append(seq <= bindparam("bound_seq"))
-        if dialect == "postgresql":  # only the months that hold the stretch of seq
-            where += partitions.submitted_in_seq_range(
-                c.submitted_at, bindparam("after_seq"), bindparam("bound_seq")
-            )
     if probe:  # only ever set with a text search (a walk step)
         needed = dict.fromkeys(("seq", "text", *columns))
         walk = (
@@ -516,29 +511,16 @@ COMPACT_EVERY_PUTS = 500
 _puts = itertools.count(1)
 
 
-# A day's seq bounds (migration 0009) fold to their MIN / MAX, unless one of its added rows has none: then
-# where its rows lie is unknown, and stays so.
-_FOLDED_SEQ = "CASE WHEN bool_or(n > 0 AND min_seq IS NULL) THEN NULL ELSE %s END"
-
-
 def compact_counts(conn: Any) -> None:
     """PostgreSQL: fold the delta rows of the count tables into one row per group, in place.
 
     One statement per table (DELETE ... RETURNING feeding the INSERT): a concurrent writer's rows
     either are seen and folded or are left as they are, and two compactions never fold a row twice.
     """
-    for name, keys, extra, folded in (
-        ("record_counts", "status, category, strategy, provider", "", ""),
-        (
-            "record_days",
-            "day",
-            ", min_seq, max_seq",
-            f", {_FOLDED_SEQ % 'MIN(min_seq)'}, {_FOLDED_SEQ % 'MAX(max_seq)'}",
-        ),
-    ):
+    for name, keys in (("record_counts", "status, category, strategy, provider"), ("record_days", "day")):
         conn.exec_driver_sql(
-            f"WITH gone AS (DELETE FROM {name} RETURNING {keys}, n{extra}) "
-            f"INSERT INTO {name} ({keys}, n{extra}) SELECT {keys}, SUM(n){folded} FROM gone GROUP BY {keys} "
+            f"WITH gone AS (DELETE FROM {name} RETURNING {keys}, n) "
+            f"INSERT INTO {name} ({keys}, n) SELECT {keys}, SUM(n) FROM gone GROUP BY {keys} "
             "HAVING SUM(n) <> 0"
         )
 
