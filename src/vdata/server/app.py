@@ -21,7 +21,7 @@ from starlette.staticfiles import StaticFiles
 
 from vdata import __version__
 from vdata.core.ratelimit import KeyedTokenBuckets
-from vdata.server import db
+from vdata.server import db, partitions
 from vdata.server.benchmark_schedule import BenchmarkScheduler
 from vdata.server.gate_worker import GateQueue
 from vdata.server.middleware import AccessLog, RateLimit, RequestGuard, SecurityHeaders
@@ -56,6 +56,9 @@ async def _lifespan(app: FastAPI, *, migrate: bool) -> AsyncIterator[None]:
             )
     if state.replica is not None:
         await run_in_threadpool(state.replica.start)
+    months = partitions.MonthsAheadKeeper(engine) if not settings.is_sqlite else None
+    if months is not None:
+        months.start()
     state.snapshotter = snapshotter_for(settings)
     if state.snapshotter is not None:
         state.snapshotter.start()
@@ -72,6 +75,8 @@ async def _lifespan(app: FastAPI, *, migrate: bool) -> AsyncIterator[None]:
     yield
     if scheduler is not None:
         scheduler.stop()
+    if months is not None:
+        months.stop()
     if state.gate is not None:
         state.gate.close()
     if state.snapshotter is not None:

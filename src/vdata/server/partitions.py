@@ -1,7 +1,8 @@
 """PostgreSQL: the monthly partitions of `record_store` (migration 0006).
 
 Each month of `submitted_at` has its own partition, made ahead of time (this month and the next two, at
-every server start and every `vdata archive`); a row whose month has none lands in the DEFAULT partition.
+every server start, every `vdata archive`, and once a day while a server runs: `MonthsAheadKeeper`); a row
+whose month has none lands in the DEFAULT partition.
 A month found there is carved out into its own partition when it is needed (to archive it, or when its
 partition is made late), so every archived month leaves by DETACH, never by a scan of the whole table.
 """
@@ -9,6 +10,9 @@ partition is made late), so every archived month leaves by DETACH, never by a sc
 from __future__ import annotations
 
 import importlib
+import json
+import logging
+import threading
 from typing import Any
 
 from sqlalchemy import Connection, Engine
@@ -20,6 +24,7 @@ months_ahead = _MIGRATION.months_ahead
 DEFAULT_PARTITION = "record_store_default"
 # Serialises partition changes between processes (several workers start at once).
 _LOCK_KEY = 0x76646174  # "vdat"
+log = logging.getLogger("vdata.server")
 
 
 def is_partitioned(conn: Connection) -> bool:
@@ -91,6 +96,36 @@ def ensure_months_ahead(engine: Engine) -> None:
             return
         for month in months_ahead():
             ensure_partition(conn, month)
+
+
+class MonthsAheadKeeper:
+    """Makes the months' partitions ahead again every `every_s` while the server runs (the start made
+    them). Without it a server up for more than two months would put the later months' rows in the
+    DEFAULT partition: one partition that grows with the table, where a month's own partition keeps its
+    indexes and statistics to that month, which is what keeps the searches flat at volume
+    (docs/server.md, "At volume")."""
+
+    def __init__(self, engine: Engine, every_s: float = 86_400.0) -> None:
+        self.engine = engine
+        self.every_s = every_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every_s):
+            try:
+                ensure_months_ahead(self.engine)
+            except Exception as e:  # the server keeps serving; the next day retries
+                log.error(json.dumps({"event": "partitions_failed", "error": f"{type(e).__name__}: {e}"}))
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="vdata-partitions", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=60)
 
 
 def detach_and_drop(conn: Connection, month: str) -> None:
