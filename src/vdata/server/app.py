@@ -56,7 +56,8 @@ async def _lifespan(app: FastAPI, *, migrate: bool) -> AsyncIterator[None]:
             )
     if state.replica is not None:
         await run_in_threadpool(state.replica.start)
-    months = partitions.MonthsAheadKeeper(engine) if not settings.is_sqlite else None
+    # Once per server, like the scheduler below: `--workers N` runs it in the supervisor (serve.py).
+    months = partitions.MonthsAheadKeeper(engine) if migrate and not settings.is_sqlite else None
     if months is not None:
         months.start()
     state.snapshotter = snapshotter_for(settings)

@@ -51,12 +51,12 @@ SETTINGS_ENV = "VDATA_SERVE_SETTINGS_JSON"  # how `vdata serve --workers N` hand
 
 def run_workers(settings: ServerSettings, host: str, port: int, workers: int) -> None:
     """Several worker processes on one port (uvicorn's supervisor); migrations run once, here, first."""
-    from vdata.server import db
+    from vdata.server import db, partitions
     from vdata.server.periodic import snapshotter_for
 
     engine = db.make_engine(settings.db_url)
     db.upgrade(engine)
-    # Background snapshots and benchmarks run once, here in the supervisor, not in every worker.
+    # Background snapshots, benchmarks and partitions run once, here in the supervisor, not in every worker.
     snapshotter = snapshotter_for(settings)
     if snapshotter is not None:
         snapshotter.start()
@@ -66,7 +66,10 @@ def run_workers(settings: ServerSettings, host: str, port: int, workers: int) ->
 
         scheduler = BenchmarkScheduler(settings, engine)
         scheduler.start()
-    else:
+    months = partitions.MonthsAheadKeeper(engine) if not settings.is_sqlite else None
+    if months is not None:
+        months.start()
+    if scheduler is None and months is None:
         engine.dispose()
     os.environ[SETTINGS_ENV] = settings.model_copy(update={"snapshot_every_s": None}).model_dump_json()
     try:
@@ -74,6 +77,9 @@ def run_workers(settings: ServerSettings, host: str, port: int, workers: int) ->
     finally:
         if scheduler is not None:
             scheduler.stop()
+        if months is not None:
+            months.stop()
+        if scheduler is not None or months is not None:
             engine.dispose()
         if snapshotter is not None:
             snapshotter.stop()
